@@ -1,0 +1,3 @@
+"""dinotrack's library: sources, models, tracking and outputs, as plain Python (no Ray)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Evaluation: DAVIS J&F, MOT metrics (HOTA, IDF1, MOTA)."""

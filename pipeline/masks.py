@@ -1,0 +1,68 @@
+"""Binary masks: COCO RLE encoding, boxes, IoU. The one place that talks to pycocotools."""
+
+from __future__ import annotations
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """Encode an (h, w) boolean mask as COCO compressed RLE with a str ``counts``."""
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode()}
+
+
+def rle_decode(rle: dict) -> np.ndarray:
+    """Decode COCO RLE (compressed str/bytes counts, or uncompressed list counts) to (h, w) bool."""
+    counts = rle["counts"]
+    h, w = (int(v) for v in rle["size"])
+    if isinstance(counts, list):
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    else:
+        rle = {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def mask_to_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Tight (x0, y0, x1, y1) box of a mask, in pixel-edge coordinates, or None if empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)
+
+
+def box_to_mask(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:
+    """A filled box as an (h, w) bool mask, clipped to the image."""
+    x0, y0, x1, y1 = box
+    out = np.zeros((height, width), dtype=bool)
+    c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    c1, r1 = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
+    if c1 > c0 and r1 > r0:
+        out[r0:r1, c0:c1] = True
+    return out
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks of the same shape (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    if union == 0:
+        return 1.0
+    return float(np.logical_and(a, b).sum() / union)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a (N, 4) and b (M, 4) in xyxy; returns (N, M)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)

@@ -1,0 +1,1 @@
+"""Models: backbones that give patch features, segmenters that turn prompts into masks."""

@@ -1,0 +1,1 @@
+"""Outputs: Redis Streams publishing and reading, exports (DAVIS, MOT, COCO)."""

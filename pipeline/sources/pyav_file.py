@@ -1,0 +1,143 @@
+"""Video files read with PyAV: the fallback for what decord cannot open or gets wrong."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from pipeline.sources.base import SourceInfo
+from pipeline.sources.config import SourceConfig
+from pipeline.sources.container import ContainerScan
+from pipeline.sources.events import EventSink
+from pipeline.sources.sampling import Sampler
+from pipeline.sources.sizing import output_size, rotate
+from pipeline.types import Frame
+
+# Re-seek instead of decoding forward when the next wanted frame is this many frames away and a
+# keyframe lies in between.
+_SEEK_GAP = 8
+
+
+class PyAVFileSource:
+    """A video file decoded by PyAV, one frame at a time; indices and PTS from the packet scan.
+
+    Args:
+        scan: The file's packet scan (`pipeline.sources.container.scan_container`).
+        source_id: Name put on every frame.
+        config: Range, sampling and size settings.
+        events: Where ``source.eof`` / ``source.error`` go.
+    """
+
+    reader = "pyav"
+
+    def __init__(
+        self, scan: ContainerScan, source_id: str, config: SourceConfig, events: EventSink
+    ) -> None:
+        import av
+
+        self.scan = scan
+        self.source_id = source_id
+        self.events = events
+        self.dropped = 0
+        self.width, self.height = output_size(scan.width, scan.height, config, scan.path)
+        self._container = av.open(scan.path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        if config.decode_threads:
+            self._stream.codec_context.thread_count = config.decode_threads
+        self._sampler = Sampler(scan.pts, config)
+        self._fresh = True  # nothing decoded yet: no seek needed to start at frame 0
+        rotated = scan.rotation in (90, 270)
+        self.info = SourceInfo(
+            uri=scan.path,
+            kind="file",
+            frames=scan.frames,
+            fps=scan.fps,
+            duration=scan.duration,
+            width=self.height if rotated else self.width,
+            height=self.width if rotated else self.height,
+            codec=scan.codec,
+            vfr=scan.vfr,
+            rotation=scan.rotation,
+            reader=self.reader,
+        )
+
+    def _decode_from(self, index: int) -> tuple[int, Iterator]:
+        """Seek to the keyframe at or before frame ``index``; its index and a frame iterator."""
+        keys = self.scan.keyframes
+        key = int(keys[max(0, np.searchsorted(keys, index, side="right") - 1)])
+        if not (self._fresh and key == 0):
+            time_base = float(self._stream.time_base or 0)
+            target = int(round(float(self.scan.pts[key]) / time_base)) if key and time_base else 0
+            self._container.seek(target, stream=self._stream, backward=True)
+            self._stream.codec_context.flush_buffers()  # drop frames decoded before the seek
+        self._fresh = False
+        return key, self._container.decode(self._stream)
+
+    def _index_of(self, frame, guess: int) -> int:  # noqa: ANN001 (av.VideoFrame)
+        """The source index of the first frame decoded after a seek."""
+        if frame.time is None:
+            return guess
+        return int(np.argmin(np.abs(self.scan.pts - float(frame.time))))
+
+    def frames(self, start: int = 0) -> Iterator[Frame]:
+        """Frames from source index ``start`` on (resume), sampled and ranged as configured."""
+        import av
+
+        wanted = self._sampler.indices(start)
+        target = next(wanted, None)
+        index, last = -1, None
+        keys = self.scan.keyframes
+        try:
+            while target is not None:
+                guess, decoded = self._decode_from(target)
+                index = -1
+                for frame in decoded:
+                    index = self._index_of(frame, guess) if index < 0 else index + 1
+                    if index < target:
+                        continue
+                    yield self._frame(frame, index)
+                    last = index
+                    target = next(wanted, None)
+                    if target is None:
+                        break
+                    next_key = np.searchsorted(keys, index, side="right")
+                    if (
+                        target - index > _SEEK_GAP
+                        and next_key < len(keys)
+                        and keys[next_key] <= target
+                    ):
+                        break  # re-seek
+                else:
+                    raise self.events.error(
+                        f"{self.scan.path!r} is truncated: it ends after frame {last} of "
+                        f"{self.scan.frames} — re-copy the file, or process the frames before "
+                        "this point",
+                        frame_index=last,
+                    )
+        except av.FFmpegError as exc:
+            raise self.events.error(
+                f"{self.scan.path!r} is truncated or damaged: decoding stopped after frame "
+                f"{last} ({exc}) — re-copy the file, or process the frames before this point",
+                frame_index=last,
+            ) from exc
+        self.events.emit("source.eof", f"end of {self.scan.path!r}", frame_index=last)
+
+    def _frame(self, frame, index: int) -> Frame:  # noqa: ANN001 (av.VideoFrame)
+        if (frame.width, frame.height) == (self.width, self.height):
+            image = frame.to_ndarray(format="rgb24")
+        else:
+            image = frame.to_ndarray(width=self.width, height=self.height, format="rgb24")
+        pts = float(self.scan.pts[index]) if index < len(self.scan.pts) else float(frame.time or 0)
+        return Frame(
+            source_id=self.source_id,
+            index=index,
+            pts=pts,
+            wall_time=time.time(),
+            image=np.ascontiguousarray(rotate(image, self.scan.rotation)),
+        )
+
+    def close(self) -> None:
+        self._container.close()

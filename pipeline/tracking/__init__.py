@@ -1,0 +1,1 @@
+"""Temporal linking: label propagation over a bounded memory, identities, the per-frame tracker."""

@@ -1,0 +1,358 @@
+"""The per-frame tracker of one source: label propagation + identities (+ optional SAM refinement).
+
+Every frame: prompts that are due are resolved to observations; the label propagator carries every
+live object's soft mask from its bounded memory to the frame; the probabilities are upsampled to the
+frame's full size and each object gets the pixels where its channel wins; masks, boxes, scores and
+feature prototypes go to the `IdentityManager` together with the frame's observations (prompts,
+detections); births and recoveries seed the propagator, lost and ended tracks leave it. Optionally,
+on keyframes or when an object's confidence falls, the segmenter refines the propagated mask and the
+refined mask (kept only where it agrees with the propagation) is written back into the memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, Field
+
+from pipeline.masks import box_to_mask, mask_to_box, rle_encode
+from pipeline.models.base import Backbone, MaskRequest, Segmenter
+from pipeline.models.upsample import upsample_probs as guided_upsample
+from pipeline.tracking.identities import IdentityConfig, IdentityManager, TrackedObject
+from pipeline.tracking.propagation import LabelPropagator, PropagationConfig, downsample_mask
+from pipeline.types import FeatureMap, Frame, FrameResult, Observation, Track, TrackState
+from pipeline.wire import Event
+
+
+class TrackerConfig(BaseModel):
+    """How the tracker follows objects.
+
+    Attributes:
+        propagation: Label propagation settings (memory, top-k, neighbourhood, temperature).
+        identity: Association, loss and re-identification settings.
+        upsample: How grid probabilities reach full resolution: ``guided`` (edge-aware guided
+            filter, masks follow image edges) or ``bilinear``.
+        normalize_channels: Rescale each object's upsampled probability map to [0, 1] before the
+            per-pixel arg-max (DINO's ``norm_mask``); helps small objects against background.
+        min_area: Masks with fewer pixels count as not visible (box None, score 0).
+        refine_every: Refine every live mask with the segmenter every this many frames (None: no
+            periodic refinement). Ignored with the ``none`` segmenter.
+        refine_below: Also refine an object whose confidence falls below this (None: never).
+        refine_agreement: Propagated probability above which SAM's pixels are kept: the refined
+            mask is SAM's mask restricted to where the propagation gives the object at least this.
+    """
+
+    propagation: PropagationConfig = Field(default_factory=PropagationConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    upsample: Literal["guided", "bilinear"] = "guided"
+    normalize_channels: bool = False
+    min_area: int = Field(16, ge=0)
+    refine_every: int | None = Field(None, ge=1)
+    refine_below: float | None = Field(None, ge=0.0, le=1.0)
+    refine_agreement: float = Field(0.1, ge=0.0, le=1.0)
+
+
+def upsample_probs(probs: np.ndarray, image: np.ndarray, mode: str = "guided") -> np.ndarray:
+    """(K+1, h, w) grid probabilities to (K+1, H, W) at the image's size: ``guided`` follows the
+    image's edges (``pipeline.models.upsample``), ``bilinear`` interpolates."""
+    if mode == "guided":
+        return np.asarray(guided_upsample(probs, image), dtype=np.float32)
+    h, w = image.shape[:2]
+    t = torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))[None]
+    return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
+
+
+def mask_prototype(features: FeatureMap, mask: np.ndarray | None) -> np.ndarray | None:
+    """L2-normalised mean of the patch features under a mask (any resolution), or None if empty."""
+    if mask is None:
+        return None
+    weights = downsample_mask(mask, features.shape)
+    total = float(weights.sum())
+    if total <= 0:
+        return None
+    vec = np.tensordot(weights, features.grid, axes=([0, 1], [0, 1])) / total
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32) if norm > 0 else None
+
+
+class Tracker:
+    """Follows the objects of one source frame by frame.
+
+    Args:
+        source_id: The source, named in results and events.
+        config: Tracker settings.
+        segmenter: Turns prompts into masks; refines masks when refinement is enabled and it is
+            not the ``none`` segmenter.
+        backbone_name: Name of the backbone whose features are passed to `step`.
+        text_detector: Needed by text prompts (see `pipeline.prompts.TextDetector`).
+        backbone: Enrols exemplar prompts that have no prototype yet.
+    """
+
+    def __init__(
+        self,
+        source_id: str,
+        config: TrackerConfig,
+        segmenter: Segmenter,
+        backbone_name: str,
+        *,
+        text_detector: Any | None = None,
+        backbone: Backbone | None = None,
+    ) -> None:
+        self.source_id = source_id
+        self.config = config
+        self.segmenter = segmenter
+        self.backbone_name = backbone_name
+        self.propagator = LabelPropagator(config.propagation)
+        self.identities = IdentityManager(config.identity, source_id=source_id)
+        self.text_detector = text_detector
+        self.backbone = backbone
+        self._pending: list[Any] = []  # prompts whose frame has not come yet
+        self._applied: list[Any] = []  # prompts applied once (they may re-detect later)
+        self._last_index: int | None = None
+        self._events: list[Event] = []
+
+    # -- inputs -----------------------------------------------------------------------------
+    def add_prompts(self, prompts: Iterable[Any]) -> None:
+        """Queue prompts (``pipeline.prompts`` objects); each applies at the first processed frame
+        whose index is >= its ``frame``; text and exemplar prompts then re-detect every
+        ``redetect_every`` frames, and detections act on every frame they hold."""
+        self._pending.extend(prompts)
+
+    def remove_track(self, track_id: int) -> None:
+        """Stop following a track: it ends now (a track.ended event) and its id is not reused.
+
+        Raises:
+            KeyError: the track id was never given out for this source.
+        """
+        if self.identities.state(track_id) == TrackState.ENDED:
+            return
+        self.propagator.remove_objects([track_id])
+        state = self.identities.state_dict()
+        state["tracks"] = [t for t in state["tracks"] if t["track_id"] != track_id]
+        self.identities.load_state_dict(state)
+        self._events.append(
+            Event(
+                kind="track.ended",
+                source_id=self.source_id,
+                wall_time=time.time(),
+                frame_index=self._last_index,
+                track_id=track_id,
+                message="removed",
+            )
+        )
+
+    def pop_events(self) -> list[Event]:
+        """Track events since the last call (track.started/lost/recovered/ended), oldest first."""
+        events, self._events = self._events, []
+        return sorted([*self.identities.pop_events(), *events], key=lambda e: e.wall_time)
+
+    # -- the frame loop ---------------------------------------------------------------------
+    def step(
+        self, frame: Frame, features: FeatureMap, detections: Sequence[Observation] = ()
+    ) -> FrameResult:
+        """Track one frame.
+
+        Args:
+            frame: The decoded frame (indices must increase).
+            features: Its patch features (from the backbone named at construction).
+            detections: Extra observations of this frame (e.g. an external detector's).
+
+        Returns:
+            Every live track with its state, score, box and COCO RLE mask at the frame's size.
+        """
+        if self._last_index is not None and frame.index <= self._last_index:
+            raise ValueError(
+                f"frame {frame.index} of source {self.source_id!r} does not follow frame "
+                f"{self._last_index}: frames must be given in increasing index order"
+            )
+        self._last_index = frame.index
+        h, w = frame.height, frame.width
+        observations = self._due_prompts(frame, features) + list(detections)
+
+        masks: dict[int, np.ndarray] = {}
+        scores: dict[int, float] = {}
+        if self.propagator.object_ids:
+            probs = self.propagator.step(features)
+            masks, scores = self._masks(probs, frame.image)
+            self._refine(frame, features, probs, masks, scores)
+
+        tracked = [
+            TrackedObject(
+                track_id=tid,
+                mask=masks[tid],
+                box=mask_to_box(masks[tid]) if scores[tid] > 0 else None,
+                score=scores[tid],
+                prototype=mask_prototype(features, masks[tid]),
+            )
+            for tid in self.propagator.object_ids
+        ]
+        obs_masks = [
+            o.mask if o.mask is not None else box_to_mask(o.box, h, w) for o in observations
+        ]
+        prototypes = [mask_prototype(features, m) for m in obs_masks]
+        update = self.identities.update(frame.index, tracked, list(observations), prototypes)
+
+        leaving = list(update.lost) + list(update.ended)
+        self.propagator.remove_objects(leaving)
+        for tid in leaving:
+            masks.pop(tid, None)
+            scores.pop(tid, None)
+        seeds = {**update.born, **update.recovered}
+        if seeds:
+            new = {tid: obs_masks[oi] for oi, tid in seeds.items()}
+            self.propagator.add_objects(features, new)
+            for oi, tid in seeds.items():
+                masks[tid] = obs_masks[oi]
+                scores[tid] = float(observations[oi].score)
+        return FrameResult(
+            source_id=self.source_id,
+            frame_index=frame.index,
+            pts=frame.pts,
+            wall_time=frame.wall_time,
+            width=w,
+            height=h,
+            backbone=self.backbone_name,
+            tracks=self._tracks(masks, scores),
+        )
+
+    def _due_prompts(self, frame: Frame, features: FeatureMap) -> list[Observation]:
+        """Observations of the prompts acting on this frame: first applications of prompts whose
+        frame has come (user prompts: from_prompt), then re-detections and external detections of
+        prompts applied before (not from_prompt)."""
+        from pipeline.prompts import DetectionsPrompt, applies_at, resolve_prompts
+
+        due = [p for p in self._pending if p.frame <= frame.index]
+        if due:
+            self._pending = [p for p in self._pending if p.frame > frame.index]
+            self._applied.extend(due)
+        firsts = [p for p in due if not isinstance(p, DetectionsPrompt)]
+        later = [
+            p
+            for p in self._applied
+            if not any(p is f for f in firsts) and applies_at(p, frame.index)[0]
+        ]
+        kwargs = {"text_detector": self.text_detector, "backbone": self.backbone}
+        observations: list[Observation] = []
+        if firsts:
+            observations += resolve_prompts(firsts, frame.image, features, self.segmenter, **kwargs)
+        if later:
+            observations += resolve_prompts(
+                later, frame.image, features, self.segmenter, frame_index=frame.index, **kwargs
+            )
+        return observations
+
+    def _masks(
+        self, probs: np.ndarray, image: np.ndarray
+    ) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+        """Per-object full-size masks (pixels where the object's channel wins) and confidences
+        (mean grid probability of the object over the cells it wins)."""
+        ids = self.propagator.object_ids
+        full = upsample_probs(probs, image, self.config.upsample)
+        if self.config.normalize_channels:
+            lo = full.min(axis=(1, 2), keepdims=True)
+            hi = full.max(axis=(1, 2), keepdims=True)
+            full = np.where(hi > lo, (full - lo) / np.maximum(hi - lo, 1e-12), full)
+        labels = full.argmax(axis=0)
+        grid_labels = probs.argmax(axis=0)
+        masks: dict[int, np.ndarray] = {}
+        scores: dict[int, float] = {}
+        for ch, tid in enumerate(ids, start=1):
+            mask = labels == ch
+            cells = grid_labels == ch
+            visible = int(mask.sum()) >= max(1, self.config.min_area)
+            masks[tid] = mask
+            scores[tid] = float(probs[ch][cells].mean()) if visible and cells.any() else 0.0
+            if visible and not cells.any():  # thin object: winning only after upsampling
+                scores[tid] = float(probs[ch].max())
+        return masks, scores
+
+    def _refine(
+        self,
+        frame: Frame,
+        features: FeatureMap,
+        probs: np.ndarray,
+        masks: dict[int, np.ndarray],
+        scores: dict[int, float],
+    ) -> None:
+        """Segmenter refinement on keyframes or low confidence; writes back into the memory."""
+        cfg = self.config
+        if getattr(self.segmenter, "name", "none") == "none":
+            return
+        keyframe = cfg.refine_every is not None and frame.index % cfg.refine_every == 0
+        todo = [
+            tid
+            for tid in masks
+            if scores[tid] > 0
+            and (keyframe or (cfg.refine_below is not None and scores[tid] < cfg.refine_below))
+        ]
+        if not todo:
+            return
+        ids = self.propagator.object_ids
+        full = upsample_probs(probs, frame.image, cfg.upsample)
+        requests = []
+        for tid in todo:
+            p = full[ids.index(tid) + 1]
+            y, x = np.unravel_index(int(np.argmax(np.where(masks[tid], p, -1.0))), p.shape)
+            requests.append(
+                MaskRequest(
+                    points=np.array([[x + 0.5, y + 0.5]], np.float32),
+                    point_labels=np.array([1], np.int64),
+                    box=mask_to_box(masks[tid]),
+                    mask_input=p,
+                )
+            )
+        proposals = self.segmenter.segment(frame.image, features, requests)
+        refined: dict[int, np.ndarray] = {}
+        for tid, prop in zip(todo, proposals, strict=True):
+            agree = full[ids.index(tid) + 1] >= cfg.refine_agreement
+            mask = prop.mask & agree
+            if int(mask.sum()) >= max(1, cfg.min_area):
+                refined[tid] = mask
+                masks[tid] = mask
+        if refined:
+            self.propagator.correct(refined)
+
+    def _tracks(self, masks: dict[int, np.ndarray], scores: dict[int, float]) -> list[Track]:
+        tracks = []
+        for tid in self.identities.live_ids():
+            state = self.identities.state(tid)
+            mask = masks.get(tid)
+            visible = mask is not None and scores.get(tid, 0.0) > 0 and state != TrackState.LOST
+            tracks.append(
+                Track(
+                    id=tid,
+                    label=self.identities.label(tid),
+                    state=state,
+                    score=float(scores.get(tid, 0.0)) if visible else 0.0,
+                    box=mask_to_box(mask) if visible else None,
+                    mask=rle_encode(mask) if visible else None,
+                )
+            )
+        return tracks
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (numpy arrays and plain values; pending prompts as JSON)."""
+        return {
+            "source_id": self.source_id,
+            "last_index": self._last_index,
+            "propagator": self.propagator.state_dict(),
+            "identities": self.identities.state_dict(),
+            "pending_prompts": [p.to_json() for p in self._pending],
+            "applied_prompts": [p.to_json() for p in self._applied],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self._last_index = state["last_index"]
+        self.propagator.load_state_dict(state["propagator"])
+        self.identities.load_state_dict(state["identities"])
+        from pipeline.prompts import prompts_from_json
+
+        self._pending = prompts_from_json(state["pending_prompts"])
+        self._applied = prompts_from_json(state["applied_prompts"])

@@ -1,0 +1,228 @@
+"""The Redis wire format: the one place that turns results and events into stream entries and back.
+
+Contract (see docs/protocol.md): every stream entry has the fields ``schema`` (a version string) and
+``data`` (JSON). Fields may be added in later versions; the names below are never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.types import FrameResult, Track, TrackState
+
+SCHEMA_VERSION = "1.0"
+PREFIX = "dinotrack"
+JOBS_STREAM = f"{PREFIX}:jobs"
+
+
+def frames_key(source_id: str) -> str:
+    return f"{PREFIX}:{source_id}:frames"
+
+
+def events_key(source_id: str) -> str:
+    return f"{PREFIX}:{source_id}:events"
+
+
+def state_key(source_id: str) -> str:
+    return f"{PREFIX}:{source_id}:state"
+
+
+def control_key(source_id: str) -> str:
+    return f"{PREFIX}:{source_id}:control"
+
+
+class WireError(ValueError):
+    """A stream entry that does not follow the protocol."""
+
+
+def _round(v: float, nd: int = 2) -> float:
+    return float(round(float(v), nd))
+
+
+def track_to_dict(track: Track) -> dict[str, Any]:
+    return {
+        "id": int(track.id),
+        "label": track.label,
+        "state": track.state.value,
+        "score": _round(track.score, 4),
+        "box": None if track.box is None else [_round(v) for v in track.box],
+        "mask": track.mask,
+    }
+
+
+def track_from_dict(d: dict[str, Any]) -> Track:
+    box = d.get("box")
+    return Track(
+        id=int(d["id"]),
+        label=d.get("label"),
+        state=TrackState(d["state"]),
+        score=float(d["score"]),
+        box=None if box is None else tuple(float(v) for v in box),
+        mask=d.get("mask"),
+    )
+
+
+def frame_result_to_dict(result: FrameResult) -> dict[str, Any]:
+    return {
+        "source_id": result.source_id,
+        "frame_index": int(result.frame_index),
+        "pts": float(result.pts),
+        "wall_time": float(result.wall_time),
+        "width": int(result.width),
+        "height": int(result.height),
+        "backbone": result.backbone,
+        "tracks": [track_to_dict(t) for t in result.tracks],
+    }
+
+
+def frame_result_from_dict(d: dict[str, Any]) -> FrameResult:
+    return FrameResult(
+        source_id=d["source_id"],
+        frame_index=int(d["frame_index"]),
+        pts=float(d["pts"]),
+        wall_time=float(d["wall_time"]),
+        width=int(d["width"]),
+        height=int(d["height"]),
+        backbone=d["backbone"],
+        tracks=[track_from_dict(t) for t in d.get("tracks", [])],
+    )
+
+
+def encode_frame_result(result: FrameResult) -> dict[str, str]:
+    """Stream-entry fields for one frame result."""
+    return {"schema": SCHEMA_VERSION, "data": json.dumps(frame_result_to_dict(result))}
+
+
+def _fields_json(fields: dict) -> dict[str, Any]:
+    def s(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    norm = {s(k): s(v) for k, v in fields.items()}
+    if "schema" not in norm or "data" not in norm:
+        raise WireError(f"entry lacks 'schema' or 'data' fields: {sorted(norm)}")
+    major = norm["schema"].split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise WireError(
+            f"entry has schema {norm['schema']!r}; this reader understands {SCHEMA_VERSION}"
+        )
+    try:
+        return json.loads(norm["data"])
+    except json.JSONDecodeError as exc:
+        raise WireError(f"entry 'data' is not JSON: {exc}") from exc
+
+
+def decode_frame_result(fields: dict) -> FrameResult:
+    """Inverse of `encode_frame_result`; accepts str or bytes keys and values."""
+    return frame_result_from_dict(_fields_json(fields))
+
+
+@dataclass
+class Event:
+    """Something that happened to a source, a track or a job (published on the events stream).
+
+    kind: e.g. "track.started", "track.lost", "track.recovered", "track.ended",
+    "source.connected", "source.disconnected", "source.reconnecting", "source.eof", "source.error",
+    "job.started", "job.finished", "job.failed".
+    """
+
+    kind: str
+    source_id: str
+    wall_time: float
+    frame_index: int | None = None
+    track_id: int | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_event(event: Event) -> dict[str, str]:
+    d = {
+        "kind": event.kind,
+        "source_id": event.source_id,
+        "wall_time": float(event.wall_time),
+        "frame_index": event.frame_index,
+        "track_id": event.track_id,
+        "message": event.message,
+        **event.extra,
+    }
+    return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}
+
+
+def decode_event(fields: dict) -> Event:
+    d = _fields_json(fields)
+    known = {"kind", "source_id", "wall_time", "frame_index", "track_id", "message"}
+    return Event(
+        kind=d["kind"],
+        source_id=d["source_id"],
+        wall_time=float(d["wall_time"]),
+        frame_index=d.get("frame_index"),
+        track_id=d.get("track_id"),
+        message=d.get("message"),
+        extra={k: v for k, v in d.items() if k not in known},
+    )
+
+
+@dataclass
+class Job:
+    """A request to process one source (an entry of ``dinotrack:jobs``).
+
+    ``settings`` holds nested overrides of the worker's settings for this job only (the same
+    shape as the settings file, e.g. ``{"backbone": {"name": "dinov2-small"}}``).
+    """
+
+    source: str
+    source_id: str
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""
+    submitted: float = 0.0
+
+
+def encode_job(job: Job) -> dict[str, str]:
+    d = {
+        "job_id": job.job_id,
+        "source": job.source,
+        "source_id": job.source_id,
+        "prompts": job.prompts,
+        "settings": job.settings,
+        "submitted": job.submitted,
+    }
+    return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}
+
+
+def decode_job(fields: dict) -> Job:
+    """A job from its entry; raises WireError naming what is missing or malformed."""
+    d = _fields_json(fields)
+    if not isinstance(d, dict):
+        raise WireError("job 'data' must be a JSON object")
+    missing = [k for k in ("source", "source_id") if not d.get(k)]
+    if missing:
+        raise WireError(f"job lacks {', '.join(missing)} — submit with a source and --source-id")
+    if not isinstance(d.get("prompts", []), list) or not isinstance(d.get("settings", {}), dict):
+        raise WireError("job 'prompts' must be a list and 'settings' an object")
+    return Job(
+        source=str(d["source"]),
+        source_id=str(d["source_id"]),
+        prompts=list(d.get("prompts", [])),
+        settings=dict(d.get("settings", {})),
+        job_id=str(d.get("job_id", "")),
+        submitted=float(d.get("submitted", 0.0)),
+    )
+
+
+CONTROL_OPS = ("stop", "add_prompts", "remove_track")
+
+
+def encode_control(op: str, **payload: Any) -> dict[str, str]:
+    """A control message: ``stop``, ``add_prompts`` (prompts=[...]), ``remove_track`` (track_id)."""
+    if op not in CONTROL_OPS:
+        raise WireError(f"unknown control op {op!r}; use one of {', '.join(CONTROL_OPS)}")
+    return {"schema": SCHEMA_VERSION, "data": json.dumps({"op": op, **payload})}
+
+
+def decode_control(fields: dict) -> dict[str, Any]:
+    d = _fields_json(fields)
+    if not isinstance(d, dict) or d.get("op") not in CONTROL_OPS:
+        raise WireError(f"control message must have op in {CONTROL_OPS}, got {d!r}")
+    return d

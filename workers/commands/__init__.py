@@ -1,0 +1,1 @@
+"""CLI sub-commands, one module per verb group; registered in workers.cli."""

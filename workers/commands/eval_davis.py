@@ -1,0 +1,63 @@
+"""``dinotrack eval davis``: J&F of the tracker on DAVIS sequences, printed as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def davis(
+    root: Annotated[
+        Path, typer.Argument(help="DAVIS root holding JPEGImages/480p and Annotations/480p.")
+    ],
+    sequences: Annotated[
+        Path, typer.Option("--sequences", help="Text file of sequence names, one per line.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for predicted masks (<seq>/<frame>.png)."),
+    ] = None,
+    backbone: Annotated[
+        str, typer.Option("--backbone", help="Backbone name (see `dinotrack models list`).")
+    ] = "mobilenetv2-imagenet",
+    segmenter: Annotated[
+        str, typer.Option("--segmenter", help="none (propagation only) or sam-vit_b|vit_l|vit_h.")
+    ] = "none",
+    short_side: Annotated[
+        int, typer.Option("--short-side", help="Short side of the backbone input in pixels.")
+    ] = 448,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    tracker_config: Annotated[
+        Path | None,
+        typer.Option("--tracker-config", help="YAML/JSON file with TrackerConfig fields."),
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option("--max-frames", help="Only the first N frames per sequence.")
+    ] = None,
+) -> None:
+    """Run each sequence with its first-frame mask as the prompt; print J, F and J&F as JSON."""
+    import yaml
+
+    from pipeline.eval.davis import dumps, read_sequence_list, run_davis
+    from pipeline.models.config import BackboneConfig, SegmenterConfig
+    from pipeline.models.registry import build_backbone, build_segmenter
+    from pipeline.tracking.tracker import TrackerConfig
+
+    names = read_sequence_list(sequences)
+    cfg = TrackerConfig()
+    if tracker_config is not None:
+        if not tracker_config.is_file():
+            raise FileNotFoundError(f"tracker config {tracker_config} not found: give a YAML file")
+        cfg = TrackerConfig.model_validate(yaml.safe_load(tracker_config.read_text()) or {})
+    bb = build_backbone(BackboneConfig(name=backbone, short_side=short_side, device=device))
+    seg = build_segmenter(segmenter, SegmenterConfig(device=device))
+    result = run_davis(root, names, bb, seg, cfg, out, max_frames)
+    result["setup"] = {
+        "backbone": bb.name,
+        "segmenter": segmenter,
+        "short_side": short_side,
+        "root": str(root),
+    }
+    typer.echo(dumps(result))

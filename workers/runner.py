@@ -1,0 +1,327 @@
+"""Runs one source through the Ray actors: bounded frames in flight, checkpoints, recovery, control.
+
+The driver never touches pixels: it asks the source actor for the next frame and hands the frame's
+object reference to the backbone, the tracker and the publisher. At most ``ray.max_in_flight``
+frames of a source are between decode and publish, so a slow stage slows the source down instead
+of filling memory. Every ``checkpoint_every`` frames the tracker's state goes to Redis (after the
+results before it); if an actor of the run dies (a crash, ``kill -9``), the run starts new actors
+from the last checkpoint and goes on: frames published twice are skipped by the idempotent
+publisher, so the stream stays complete, ordered and free of duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import redis
+
+from pipeline.settings import Settings
+from pipeline.wire import Event, control_key, decode_control
+from workers.actors import BackboneActor, PublisherActor, SourceActor, TrackerActor
+
+log = logging.getLogger("dinotrack.runner")
+
+
+def init_ray(settings: Settings) -> None:
+    """Join the configured cluster, or start a small local Ray (no dashboard, no auth token)."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict[str, Any] = {"include_dashboard": settings.ray.include_dashboard}
+    if settings.ray.address:
+        kwargs["address"] = settings.ray.address
+    else:
+        kwargs["num_cpus"] = settings.ray.num_cpus or os.cpu_count() or 2
+    ray.init(log_to_driver=settings.debug, configure_logging=False, **kwargs)
+
+
+@dataclass
+class RunSummary:
+    source_id: str
+    frames: int = 0
+    seconds: float = 0.0
+    tracks: set[int] = field(default_factory=set)
+    last_frame: int | None = None
+    error: str | None = None
+    stopped: bool = False
+    restarts: int = 0
+    publish: dict[str, Any] = field(default_factory=dict)
+    backbone: str = ""
+    dropped: int = 0
+    total: int | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "stopped" if self.stopped else "finished"
+
+
+class StartFailed(RuntimeError):
+    """The run could not start (for example the source cannot be opened)."""
+
+
+class ActorLost(RuntimeError):
+    """An actor of the run died; the run restarts from its checkpoint."""
+
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+class SourceRun:
+    """One source from its first (or resumed) frame to the end, a stop, or an error.
+
+    Args:
+        settings: Effective settings for this source.
+        uri: File, image folder or stream URL.
+        source_id: Names the Redis keys.
+        prompts: Prompt JSON dicts (``pipeline.prompts`` format), applied at their frames.
+        redis_url: Where results go.
+        backbone: A shared `BackboneActor` (a worker's); None creates one for this run.
+        on_progress: Called with (frames done, total) after each published frame.
+        checkpoint_every: Frames between tracker checkpoints (0: none, and no recovery).
+        max_restarts: Recoveries from dead actors before the run fails.
+        resume: Start from the source's checkpoint in Redis, if any (a reclaimed job).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        uri: str,
+        source_id: str,
+        prompts: list[dict],
+        redis_url: str,
+        backbone: Any = None,
+        on_progress: ProgressFn | None = None,
+        checkpoint_every: int = 50,
+        max_restarts: int = 3,
+        resume: bool = False,
+    ):
+        self.settings = settings
+        self.uri = uri
+        self.source_id = source_id
+        self.prompts = prompts
+        self.redis_url = redis_url
+        self.on_progress = on_progress
+        self.checkpoint_every = checkpoint_every
+        self.max_restarts = max_restarts
+        self.resume = resume
+        self.summary = RunSummary(source_id)
+        self._backbone = backbone
+        self._own_backbone = backbone is None
+        self._client = redis.Redis.from_url(redis_url)
+        self._control_cursor = _last_id(self._client, control_key(source_id))
+        self._stop_requested = False
+        self.actors: dict[str, Any] = {}
+
+    def run(self) -> RunSummary:
+        from pipeline.outputs.checkpoints import clear_checkpoint, load_checkpoint
+
+        init_ray(self.settings)
+        s = self.summary
+        publisher = None
+        t0 = time.perf_counter()
+        state = None
+        start = 0
+        if self.resume and (ckpt := load_checkpoint(self._client, self.source_id)):
+            start, state = ckpt[0] + 1, ckpt[1]
+        else:
+            clear_checkpoint(self._client, self.source_id)
+        while True:
+            try:
+                publisher = self._start_actors(start, state)
+                self._loop(publisher, t0)
+                break
+            except ActorLost as exc:
+                s.restarts += 1
+                self._kill_actors(keep_backbone=True)
+                if s.restarts > self.max_restarts or not self.checkpoint_every:
+                    s.error = f"{exc} (gave up after {s.restarts - 1} restarts)"
+                    break
+                ckpt = load_checkpoint(self._client, self.source_id)
+                start, state = (ckpt[0] + 1, ckpt[1]) if ckpt else (0, None)
+                log.warning("%s: %s; restarting from frame %d", self.source_id, exc, start)
+                publisher = None
+            except StartFailed as exc:
+                s.error = str(exc)
+                break
+            except ray.exceptions.RayError as exc:
+                s.error = _cause(exc)
+                break
+        s.seconds = time.perf_counter() - t0
+        self._finish(publisher)
+        self._kill_actors(keep_backbone=False)
+        return s
+
+    def _start_actors(self, start: int, state: dict | None) -> Any:
+        s = self.summary
+        opts = {"max_restarts": 0}
+        publisher = PublisherActor.options(**opts).remote(self.redis_url, self.source_id,
+                                                          self.settings)  # fmt: skip
+        self.actors["publisher"] = publisher
+        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
+        self._get(publisher.set_state.remote(status))
+        source = SourceActor.options(**opts).remote(self.uri, self.source_id, self.settings, start)
+        self.actors["source"] = source
+        try:
+            info = ray.get(source.get_info.remote())
+        except ray.exceptions.RayError as exc:  # the source could not be opened: no retry
+            raise StartFailed(_cause(exc)) from exc
+        s.total = info.get("frames")
+        if self._backbone is None:
+            self._backbone = BackboneActor.options(**opts).remote(self.settings)
+        self.actors["backbone"] = self._backbone
+        s.backbone = self._get(self._backbone.name.remote())
+        tracker = TrackerActor.options(**opts).remote(
+            self.source_id, self.settings, s.backbone, self.prompts, state
+        )
+        self.actors["tracker"] = tracker
+        self._get(tracker.pid.remote())
+        publisher.events.remote([self._event("source.connected", self.uri)])
+        return publisher
+
+    def _loop(self, publisher: Any, t0: float) -> None:
+        s = self.summary
+        source, tracker, backbone = (self.actors[k] for k in ("source", "tracker", "backbone"))
+        bound = max(1, self.settings.ray.max_in_flight)
+        in_flight: deque = deque()
+        since_ckpt = 0
+
+        def settle(keep: int) -> None:
+            nonlocal since_ckpt
+            while len(in_flight) > keep:
+                index, track_ids = self._get(in_flight.popleft())
+                s.frames += 1
+                s.last_frame = index
+                s.tracks.update(track_ids)
+                since_ckpt += 1
+                if self.on_progress:
+                    self.on_progress(s.frames, s.total)
+                if s.frames % 25 == 0:
+                    publisher.set_state.remote(self._progress(t0))
+
+        prefetch = deque(source.next.remote() for _ in range(2))
+        while True:
+            meta_ref, frame_ref = prefetch.popleft()
+            prefetch.append(source.next.remote())
+            meta = self._get(meta_ref)
+            if meta.events:
+                publisher.events.remote(meta.events)
+            s.dropped = meta.dropped
+            if meta.index is None:
+                s.error = meta.error
+                break
+            features_ref = backbone.features.remote(frame_ref)
+            step_ref = tracker.step.remote(frame_ref, features_ref)
+            in_flight.append(publisher.publish.remote(step_ref))
+            settle(bound)
+            if self.checkpoint_every and since_ckpt >= self.checkpoint_every:
+                publisher.checkpoint.remote(tracker.snapshot.remote())
+                since_ckpt = 0
+            if s.frames % 10 == 0 and self._poll_control(tracker):
+                break
+        settle(0)
+
+    def _poll_control(self, tracker: Any) -> bool:
+        """Apply control messages; True when a stop was asked for."""
+        try:
+            reply = self._client.xread({control_key(self.source_id): self._control_cursor})
+        except redis.RedisError as exc:
+            log.warning("control stream of %s unreadable: %s", self.source_id, exc)
+            return False
+        for entry_id, fields in reply[0][1] if reply else []:
+            self._control_cursor = entry_id
+            try:
+                msg = decode_control(fields)
+            except ValueError as exc:
+                log.warning("ignored control message %s: %s", entry_id, exc)
+                continue
+            if msg["op"] == "stop":
+                self.summary.stopped = True
+                return True
+            if msg["op"] == "add_prompts":
+                tracker.add_prompts.remote(msg.get("prompts", []))
+            elif msg["op"] == "remove_track":
+                tracker.remove_track.remote(int(msg["track_id"]))
+        return False
+
+    def _progress(self, t0: float) -> dict[str, Any]:
+        s = self.summary
+        fps = s.frames / max(time.perf_counter() - t0, 1e-9)
+        lag = "" if not s.total or s.last_frame is None else s.total - 1 - s.last_frame
+        return {"frames_done": s.frames, "total": s.total or "", "fps": round(fps, 2),
+                "last_frame": s.last_frame if s.last_frame is not None else "", "lag": lag,
+                "dropped": s.dropped}  # fmt: skip
+
+    def _finish(self, publisher: Any) -> None:
+        s = self.summary
+        fields = {**self._progress(time.perf_counter() - s.seconds), "status": s.status,
+                  "last_error": s.error or "", "restarts": s.restarts}  # fmt: skip
+        fields["fps"] = round(s.fps, 2)
+        kind = "source.error" if s.error else "source.eof"
+        if publisher is not None:
+            try:
+                publisher.events.remote([self._event(kind, s.error)])
+                publisher.set_state.remote(fields)
+                s.publish = ray.get(publisher.flush.remote(), timeout=60)
+                return
+            except ray.exceptions.RayError as exc:
+                log.warning("publisher of %s lost at the end: %s", self.source_id, exc)
+        # no publisher (it never started or died): write the final state directly
+        from pipeline.outputs.redis_streams import Publisher
+
+        direct = Publisher(self._client, self.source_id, self.settings.publish)
+        direct.event(self._event(kind, s.error))
+        direct.set_state(**fields)
+        direct.flush(block=True, timeout_s=10)
+
+    def _kill_actors(self, keep_backbone: bool) -> None:
+        for name, actor in list(self.actors.items()):
+            if name == "backbone" and (keep_backbone or not self._own_backbone):
+                continue
+            ray.kill(actor, no_restart=True)
+            del self.actors[name]
+        if not keep_backbone and self._own_backbone:
+            self._backbone = None
+
+    def _get(self, ref: Any) -> Any:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            raise ActorLost(f"an actor of '{self.source_id}' died: {_cause(exc)}") from exc
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, ray.exceptions.RayActorError):
+                raise ActorLost(f"an actor of '{self.source_id}' died") from exc
+            raise
+
+    def _event(self, kind: str, message: str | None) -> Event:
+        return Event(kind=kind, source_id=self.source_id, wall_time=time.time(), message=message)
+
+
+def run_source(settings: Settings, uri: str, source_id: str, prompts: list[dict],
+               redis_url: str, **kwargs: Any) -> RunSummary:  # fmt: skip
+    """Run one source to its end in this process's Ray (see `SourceRun`)."""
+    return SourceRun(settings, uri, source_id, prompts, redis_url, **kwargs).run()
+
+
+def _last_id(client: redis.Redis, key: str) -> str:
+    entries = client.xrevrange(key, count=1)
+    return entries[0][0].decode() if entries else "0-0"
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error message of a Ray failure, without Ray's traceback decoration."""
+    cause = getattr(exc, "cause", None) or exc.__cause__
+    if cause is not None and cause is not exc:
+        return _cause(cause)
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__

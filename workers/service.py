@@ -1,0 +1,276 @@
+"""The long-running service: a worker takes jobs from ``dinotrack:jobs`` and runs many sources.
+
+Workers share the jobs stream through the consumer group ``workers``. A job stays pending (not
+acknowledged) while it runs, and its worker touches it every ``heartbeat_s`` (XCLAIM to itself), so
+its idle time stays low. A job whose idle time passes ``claim_idle_s`` belongs to a dead worker:
+another worker takes it over with XAUTOCLAIM and resumes it from its checkpoint. One failing job is
+marked failed with its reason; the worker and the other jobs go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from pipeline.settings import Settings
+from pipeline.wire import (
+    JOBS_STREAM,
+    Event,
+    Job,
+    WireError,
+    control_key,
+    decode_job,
+    encode_control,
+    encode_event,
+    encode_job,
+    events_key,
+    state_key,
+)
+
+log = logging.getLogger("dinotrack.service")
+
+GROUP = "workers"
+
+
+def submit_job(client: redis.Redis, job: Job) -> str:
+    """Queue a job; returns its id. The source's state becomes ``queued``."""
+    job.job_id = job.job_id or uuid.uuid4().hex[:12]
+    job.submitted = job.submitted or time.time()
+    client.hset(
+        state_key(job.source_id),
+        mapping={"status": "queued", "source": job.source, "job_id": job.job_id,
+                 "last_error": "", "frames_done": 0},
+    )  # fmt: skip
+    client.xadd(JOBS_STREAM, encode_job(job))
+    return job.job_id
+
+
+def request_stop(client: redis.Redis, source_id: str) -> str:
+    """Ask the worker running ``source_id`` to stop; a queued job is marked stopped at once."""
+    status = client.hget(state_key(source_id), "status")
+    if status is None:
+        raise ValueError(f"no source '{source_id}' is known to this Redis — see `dinotrack status`")
+    client.xadd(control_key(source_id), encode_control("stop"))
+    if status == b"queued":
+        client.hset(state_key(source_id), "status", "stopped")
+    return status.decode()
+
+
+def source_states(client: redis.Redis) -> list[dict[str, str]]:
+    """Every source's state hash, with its id, sorted by id."""
+    rows = []
+    for key in client.scan_iter(match="dinotrack:*:state", count=500):
+        source_id = key.decode()[len("dinotrack:") : -len(":state")]
+        fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+        rows.append({"source_id": source_id, **fields})
+    return sorted(rows, key=lambda r: r["source_id"])
+
+
+def merge_settings(base: Settings, overrides: dict[str, Any]) -> Settings:
+    """The worker's settings with a job's nested overrides applied (validated)."""
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return Settings.model_validate(merge(base.model_dump(), overrides))
+
+
+@dataclass
+class _Running:
+    entry_id: str
+    job: Job
+    thread: threading.Thread
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """Takes jobs from Redis and runs them in this process's Ray, several at once.
+
+    Args:
+        settings: The worker's settings (a job's ``settings`` override them for that job).
+        redis_url: Where jobs come from and results go.
+        name: Consumer name in the group (default host-pid).
+        max_sources: Jobs run at once.
+        claim_idle_s: A job not touched for this long is taken over from its (dead) worker.
+        heartbeat_s: How often running jobs are touched.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str,
+        name: str | None = None,
+        max_sources: int = 4,
+        claim_idle_s: float = 60.0,
+        heartbeat_s: float = 5.0,
+    ):
+        self.settings = settings
+        self.redis_url = redis_url
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.max_sources = max_sources
+        self.claim_idle_ms = int(claim_idle_s * 1000)
+        self.heartbeat_s = heartbeat_s
+        self.client = redis.Redis.from_url(redis_url)
+        self.running: dict[str, _Running] = {}
+        self.finished: list[dict[str, Any]] = []
+        self._backbones: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        try:
+            self.client.xgroup_create(JOBS_STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run(self, stop: threading.Event | None = None, max_jobs: int | None = None) -> None:
+        """Serve jobs until ``stop`` is set (or ``max_jobs`` jobs have ended)."""
+        from workers.runner import init_ray
+
+        init_ray(self.settings)
+        stop = stop or threading.Event()
+        last_beat = 0.0
+        while not stop.is_set():
+            self._reap()
+            if max_jobs is not None and len(self.finished) >= max_jobs and not self.running:
+                break
+            if time.monotonic() - last_beat > self.heartbeat_s:
+                self._heartbeat()
+                last_beat = time.monotonic()
+            free = self.max_sources - len(self.running)
+            if free <= 0:
+                stop.wait(0.2)
+                continue
+            for entry_id, fields, resumed in self._take(free):
+                self._start(entry_id, fields, resumed)
+        for running in list(self.running.values()):
+            self.client.xadd(control_key(running.job.source_id), encode_control("stop"))
+        for running in list(self.running.values()):
+            running.thread.join(timeout=60)
+        self._reap()
+
+    def _take(self, count: int) -> list[tuple[str, dict, bool]]:
+        """Jobs of dead workers first (XAUTOCLAIM), then new ones (XREADGROUP)."""
+        taken: list[tuple[str, dict, bool]] = []
+        reply = self.client.xautoclaim(
+            JOBS_STREAM, GROUP, self.name, min_idle_time=self.claim_idle_ms, count=count
+        )
+        for entry_id, fields in reply[1]:
+            if fields:
+                taken.append((entry_id.decode(), fields, True))
+        if len(taken) < count:
+            reply = self.client.xreadgroup(
+                GROUP, self.name, {JOBS_STREAM: ">"}, count=count - len(taken), block=500
+            )
+            for entry_id, fields in reply[0][1] if reply else []:
+                taken.append((entry_id.decode(), fields, False))
+        return taken
+
+    def _heartbeat(self) -> None:
+        ids = [r.entry_id for r in self.running.values()]
+        if ids:
+            self.client.xclaim(JOBS_STREAM, GROUP, self.name, 0, ids, justid=True)
+
+    def _start(self, entry_id: str, fields: dict, resumed: bool) -> None:
+        try:
+            job = decode_job(fields)
+        except WireError as exc:
+            log.error("malformed job %s dropped: %s", entry_id, exc)
+            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+            self.finished.append({"entry_id": entry_id, "status": "failed", "error": str(exc)})
+            return
+        status = self.client.hget(state_key(job.source_id), "status")
+        if status == b"stopped":
+            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+            self.finished.append({"entry_id": entry_id, "source_id": job.source_id,
+                                  "status": "stopped", "error": None})  # fmt: skip
+            return
+        running = _Running(entry_id, job, threading.Thread())
+        running.thread = threading.Thread(
+            target=self._run_job, args=(running, resumed), name=f"job-{job.source_id}", daemon=True
+        )
+        self.running[entry_id] = running
+        running.thread.start()
+
+    def _run_job(self, running: _Running, resumed: bool) -> None:
+        from workers.runner import SourceRun
+
+        job = running.job
+        self._event(job, "job.started", None, resumed=resumed, worker=self.name)
+        try:
+            settings = merge_settings(self.settings, job.settings)
+            prompts = self._valid_prompts(job, settings)
+            run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
+                            backbone=self._backbone(settings), resume=resumed)  # fmt: skip
+            summary = run.run()
+            running.result = {"status": summary.status, "error": summary.error,
+                              "frames": summary.frames}  # fmt: skip
+        except Exception as exc:  # one broken job never takes the worker down
+            log.exception("job %s failed", job.source_id)
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            running.result = {"status": "failed", "error": message, "frames": 0}
+            self.client.hset(state_key(job.source_id),
+                             mapping={"status": "failed", "last_error": message})  # fmt: skip
+        kind = {"failed": "job.failed", "stopped": "job.stopped"}.get(
+            running.result["status"], "job.finished"
+        )
+        self._event(job, kind, running.result.get("error"), frames=running.result["frames"])
+
+    def _valid_prompts(self, job: Job, settings: Settings) -> list[dict]:
+        """The job's prompts that are valid for its source; refused ones are reported as events."""
+        from pipeline.prompts import PromptError, prompts_from_json, validate_prompts
+        from pipeline.sources import probe
+
+        info = probe(job.source, settings.source)
+        prompts, refused = [], []
+        for i, raw in enumerate(job.prompts):
+            try:
+                prompts.extend(prompts_from_json({"prompts": [raw]}))
+            except PromptError as exc:
+                refused.append(f"prompt {i}: {exc}")
+        valid, errors = validate_prompts(prompts, info.width, info.height)
+        refused.extend(str(e) for e in errors)
+        for message in refused:
+            self._event(job, "prompt.refused", message)
+        if job.prompts and not valid:
+            raise ValueError(f"every prompt of the job was refused: {'; '.join(refused)}")
+        return [p.to_json() for p in valid]
+
+    def _backbone(self, settings: Settings) -> Any:
+        """The worker's shared backbone actor for these backbone settings (one per config)."""
+        from pipeline.models.registry import resolve_backbone_name
+        from workers.actors import BackboneActor
+
+        name, _ = resolve_backbone_name(settings.backbone.name)
+        settings.backbone.name = name
+        key = settings.backbone.model_dump_json()
+        with self._lock:
+            if key not in self._backbones:
+                self._backbones[key] = BackboneActor.options(max_restarts=-1).remote(settings)
+            return self._backbones[key]
+
+    def _reap(self) -> None:
+        for entry_id, running in list(self.running.items()):
+            if running.thread.is_alive():
+                continue
+            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+            del self.running[entry_id]
+            self.finished.append({"entry_id": entry_id, "source_id": running.job.source_id,
+                                  **running.result})  # fmt: skip
+
+    def _event(self, job: Job, kind: str, message: str | None, **extra: Any) -> None:
+        event = Event(kind, job.source_id, time.time(), message=message,
+                      extra={"job_id": job.job_id, **extra})  # fmt: skip
+        try:
+            self.client.xadd(events_key(job.source_id), encode_event(event), maxlen=10_000)
+        except redis.RedisError as exc:
+            log.warning("event %s for %s not written: %s", kind, job.source_id, exc)
