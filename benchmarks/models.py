@@ -8,6 +8,7 @@ DAVIS-2016 ``bear`` frame (854x480) when the shared data is present, else a rand
 Usage:
     python benchmarks/models.py                      # all cases on CPU
     python benchmarks/models.py --cases dinov2-small sam-vit_b --device cuda
+    python benchmarks/models.py --cases featseg-davis   # --segmenter none quality on DAVIS
 
 Prints one JSON document: machine, settings, and per case ms/frame, input size and peak RSS.
 """
@@ -34,6 +35,9 @@ BACKBONE_CASES = [
     "mobilenetv2-imagenet",
 ]
 SAM_CASES = ["sam-vit_b"]
+#: Quality and cost of ``--segmenter none`` on the first frame of every DAVIS-2016 dev sequence.
+FEATSEG_CASES = ["featseg-davis"]
+DAVIS = ROOT.parent / "shared" / "data" / "davis2016-dev"
 
 
 def _frame() -> tuple[object, str]:
@@ -153,6 +157,54 @@ def _sam_case(name: str, args: argparse.Namespace) -> dict:
     }
 
 
+def _featseg_case(name: str, args: argparse.Namespace) -> dict:
+    """FeatureSegmenter on MobileNetV2 features: a tight box and the mask's innermost point as
+    prompts, IoU with the ground-truth mask of frame 0 of each DAVIS-2016 dev sequence."""
+    import cv2
+    import numpy as np
+
+    from pipeline.masks import box_to_mask, mask_iou, mask_to_box
+    from pipeline.models.base import MaskRequest
+    from pipeline.models.config import BackboneConfig
+    from pipeline.models.feature_segmenter import FeatureSegmenter
+    from pipeline.models.mobilenet import MobileNetV2Backbone
+
+    if not (DAVIS / "sequences.txt").is_file():
+        raise SystemExit(f"DAVIS-2016 data not found under {DAVIS}")
+    backbone = MobileNetV2Backbone(
+        BackboneConfig(name="mobilenetv2-imagenet", device=args.device, short_side=args.short_side)
+    )
+    segmenter = FeatureSegmenter()
+    box_iou, point_iou, filled_iou, seconds = [], [], [], 0.0
+    for seq in (DAVIS / "sequences.txt").read_text().split():
+        image = cv2.cvtColor(
+            cv2.imread(str(DAVIS / "JPEGImages" / "480p" / seq / "00000.jpg")), cv2.COLOR_BGR2RGB
+        )
+        truth = cv2.imread(str(DAVIS / "Annotations" / "480p" / seq / "00000.png"), 0) > 127
+        depth = cv2.distanceTransform(truth.astype(np.uint8), cv2.DIST_L2, 5)
+        py, px = np.unravel_index(int(depth.argmax()), depth.shape)
+        box = mask_to_box(truth)
+        features = backbone.features([image])[0]
+        start = time.perf_counter()
+        box_out, point_out = segmenter.segment(
+            image, features, [MaskRequest(box=box), MaskRequest(points=np.array([[px, py]]))]
+        )
+        seconds += time.perf_counter() - start
+        box_iou.append(mask_iou(box_out.mask, truth))
+        point_iou.append(mask_iou(point_out.mask, truth))
+        filled_iou.append(mask_iou(box_to_mask(box, *truth.shape), truth))
+    return {
+        "case": name,
+        "backbone": "mobilenetv2-imagenet (ImageNet weights)",
+        "data": f"DAVIS-2016 dev frame 0 of {len(box_iou)} sequences, 854x480",
+        "mean_iou_box_prompt": round(float(np.mean(box_iou)), 3),
+        "mean_iou_point_prompt": round(float(np.mean(point_iou)), 3),
+        "mean_iou_filled_box_baseline": round(float(np.mean(filled_iou)), 3),
+        "segment_ms_per_object": round(seconds * 1000.0 / (2 * len(box_iou)), 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+
+
 def _machine(device: str) -> dict:
     import torch
 
@@ -179,7 +231,8 @@ def _machine(device: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=BACKBONE_CASES + SAM_CASES)
+    known = BACKBONE_CASES + SAM_CASES + FEATSEG_CASES
+    parser.add_argument("--cases", nargs="+", default=known)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
     parser.add_argument("--half", action="store_true", help="float16 (GPU only)")
     parser.add_argument("--short-side", type=int, default=448, help="backbone input short side")
@@ -193,14 +246,20 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        run = _sam_case if args.child in SAM_CASES else _backbone_case
+        run = (
+            _sam_case
+            if args.child in SAM_CASES
+            else _featseg_case
+            if args.child in FEATSEG_CASES
+            else _backbone_case
+        )
         print(json.dumps(run(args.child, args)))
         return
     machine = _machine(args.device)
     results = []
     for case in args.cases:
-        if case not in BACKBONE_CASES + SAM_CASES:
-            parser.error(f"unknown case {case!r}; choose from {BACKBONE_CASES + SAM_CASES}")
+        if case not in known:
+            parser.error(f"unknown case {case!r}; choose from {known}")
         child = [sys.executable, __file__, "--child", case] + [
             a for a in sys.argv[1:] if a != "--cases" and a not in args.cases
         ]

@@ -20,8 +20,21 @@ import ray
 from pipeline.settings import Settings
 from pipeline.types import FeatureMap, Frame, FrameResult
 from pipeline.wire import Event
+from workers.metrics import MetricsBuffer
 
-STAGE_CPUS = 0.25
+STAGE_CPUS = 0.05  # logical: lets ~10 sources' stages share one CPU of a node
+
+
+class _Metered:
+    """Actors record metrics into a buffer; the driver drains and applies them to its registry."""
+
+    metrics: MetricsBuffer
+
+    def drain_metrics(self) -> list:
+        return self.metrics.drain()
+
+    def pid(self) -> int:
+        return os.getpid()
 
 
 def _torch_threads(n: int) -> None:
@@ -42,21 +55,20 @@ class FrameMeta:
 
 
 @ray.remote(num_cpus=STAGE_CPUS)
-class SourceActor:
+class SourceActor(_Metered):
     """Decodes one source; `next` returns (small metadata, frame) as two objects."""
 
     def __init__(self, uri: str, source_id: str, settings: Settings, start: int = 0):
         from pipeline.sources import open_source
 
+        self.metrics = MetricsBuffer()
+        self.source_id = source_id
         self._events: list[Event] = []
         self._source = open_source(uri, source_id, settings.source, on_event=self._events.append)
         self._frames = self._source.frames(start=start)
 
     def get_info(self) -> dict[str, Any]:
         return self._source.info.to_dict()
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def _drain(self) -> list[Event]:
         events, self._events[:] = list(self._events), []
@@ -67,12 +79,15 @@ class SourceActor:
         from pipeline.sources import SourceError
 
         dropped = int(getattr(self._source, "dropped", 0))
+        t0 = time.perf_counter()
         try:
             frame = next(self._frames)
         except StopIteration:
             return FrameMeta(None, events=self._drain(), dropped=dropped), None
         except SourceError as exc:
             return FrameMeta(None, error=str(exc), events=self._drain(), dropped=dropped), None
+        self.metrics.observe_stage("decode", self.source_id, time.perf_counter() - t0)
+        self.metrics.count_frames(self.source_id, "in")
         return FrameMeta(frame.index, frame.pts, events=self._drain(), dropped=dropped), frame
 
     def close(self) -> None:
@@ -80,7 +95,7 @@ class SourceActor:
 
 
 @ray.remote(num_cpus=STAGE_CPUS, max_concurrency=64)
-class BackboneActor:
+class BackboneActor(_Metered):
     """Computes patch features for every source of a worker, batching concurrent requests.
 
     Requests from several sources that arrive within ``wait_ms`` of each other go through the
@@ -91,9 +106,11 @@ class BackboneActor:
         from pipeline.models.registry import build_backbone
 
         _torch_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+        self.metrics = MetricsBuffer()
         t0 = time.perf_counter()
         self.backbone = build_backbone(settings.backbone)
         self.load_s = time.perf_counter() - t0
+        self.metrics.observe_model_load(self.backbone.name, self.load_s)
         self.batch_size = settings.backbone.batch_size
         self.wait_s = wait_ms / 1000
         self.batches: list[int] = []
@@ -103,18 +120,18 @@ class BackboneActor:
     def name(self) -> str:
         return self.backbone.name
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def stats(self) -> dict[str, Any]:
-        sizes = self.batches[-1000:]
+        sizes = self.batches
         return {"load_s": self.load_s, "batches": len(self.batches),
                 "mean_batch": sum(sizes) / len(sizes) if sizes else 0.0}  # fmt: skip
 
     def features(self, frame: Frame) -> FeatureMap:
+        t0 = time.perf_counter()
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._queue.put((frame.image, future))
-        return future.result()
+        result = future.result()
+        self.metrics.observe_stage("features", frame.source_id, time.perf_counter() - t0)
+        return result
 
     def _loop(self) -> None:
         while True:
@@ -126,6 +143,8 @@ class BackboneActor:
                 except queue.Empty:
                     break
             self.batches.append(len(batch))
+            del self.batches[:-1000]
+            self.metrics.observe_batch(len(batch))
             try:
                 maps = self.backbone.features([image for image, _ in batch])
             except Exception as exc:  # every waiting caller gets the error
@@ -137,7 +156,7 @@ class BackboneActor:
 
 
 @ray.remote(num_cpus=STAGE_CPUS)
-class TrackerActor:
+class TrackerActor(_Metered):
     """Holds one source's tracker (its bounded memory) and the segmenter for its prompts."""
 
     def __init__(
@@ -152,6 +171,8 @@ class TrackerActor:
         from pipeline.tracking.tracker import Tracker
 
         _torch_threads(1)
+        self.metrics = MetricsBuffer()
+        self.source_id = source_id
         segmenter = build_segmenter(settings.segmenter, settings.sam)
         self.tracker = Tracker(source_id, settings.tracker, segmenter, backbone_name)
         self.last_index: int | None = None
@@ -160,11 +181,10 @@ class TrackerActor:
         else:
             self.add_prompts(prompts)
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def step(self, frame: Frame, features: FeatureMap) -> tuple[FrameResult, list[Event]]:
+        t0 = time.perf_counter()
         result = self.tracker.step(frame, features)
+        self.metrics.observe_stage("track", self.source_id, time.perf_counter() - t0)
         self.last_index = frame.index
         return result, self.tracker.pop_events()
 
@@ -182,24 +202,37 @@ class TrackerActor:
 
 
 @ray.remote(num_cpus=STAGE_CPUS)
-class PublisherActor:
+class PublisherActor(_Metered):
     """Writes a source's results, events, state and checkpoints to Redis."""
 
     def __init__(self, redis_url: str, source_id: str, settings: Settings):
         from pipeline.outputs.redis_streams import Publisher, connect
 
         self.publisher = Publisher(connect(redis_url), source_id, settings.publish)
-
-    def pid(self) -> int:
-        return os.getpid()
+        self.metrics = MetricsBuffer()
+        self._reported = (0, 0, 0)  # errors, retries, dropped already counted
 
     def publish(self, step: tuple[FrameResult, list[Event]]) -> tuple[int, list[int]]:
         """Queue one step's result and events; returns (frame index, track ids)."""
+        t0 = time.perf_counter()
         result, events = step
         for event in events:
             self.publisher.event(event)
         self.publisher.publish(result)
+        self._count(time.perf_counter() - t0)
         return result.frame_index, [t.id for t in result.tracks]
+
+    def _count(self, seconds: float) -> None:
+        sid, st = self.publisher.source_id, self.publisher.stats
+        self.metrics.observe_stage("publish", sid, seconds)
+        self.metrics.count_frames(sid, "out")
+        errors, retries, dropped = len(st.errors), st.retries, st.dropped
+        old = self._reported
+        if (errors, retries) != old[:2]:
+            self.metrics.count_publish(sid, errors=errors - old[0], retries=retries - old[1])
+        if dropped != old[2]:
+            self.metrics.count_frames(sid, "dropped", dropped - old[2])
+        self._reported = (errors, retries, dropped)
 
     def events(self, events: list[Event]) -> None:
         for event in events:

@@ -49,14 +49,21 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def guarded(debug: bool):
-    """Context manager: user-facing errors become one line and exit 2 (tracebacks with --debug)."""
+def guarded(debug: bool, log_warnings: bool = False):
+    """Context manager: user-facing errors become one line and exit 2 (tracebacks with --debug).
+
+    Logs go to stderr (JSON lines when it is not a terminal): errors only for one-shot commands,
+    whose failures are already printed, warnings too for the worker.
+    """
     import contextlib
 
     from workers.errors import user_errors
 
     @contextlib.contextmanager
     def _guard():
+        from workers.logs import setup_logging
+
+        setup_logging("DEBUG" if debug else "WARNING" if log_warnings else "ERROR")
         try:
             yield
         except typer.Exit:
@@ -91,14 +98,20 @@ def parse_prompt_args(
     masks: list[str],
     points: list[str],
     texts: list[str],
+    exemplars: list[str],
+    detections: str | None,
     prompts_file: Path | None,
+    exemplar_threshold: float = 0.5,
 ) -> list:
     from pipeline.prompts import (
-        TextPrompt,
         load_prompts_file,
+        merge_points,
         parse_box_arg,
+        parse_detections_arg,
+        parse_exemplar_arg,
         parse_mask_arg,
         parse_point_arg,
+        parse_text_arg,
     )
 
     prompts: list = []
@@ -106,8 +119,11 @@ def parse_prompt_args(
         prompts.extend(load_prompts_file(prompts_file))
     prompts.extend(parse_box_arg(b) for b in boxes)
     prompts.extend(parse_mask_arg(m) for m in masks)
-    prompts.extend(parse_point_arg(p) for p in points)
-    prompts.extend(TextPrompt(text=t) for t in texts)
+    prompts.extend(merge_points([parse_point_arg(p) for p in points]))
+    prompts.extend(parse_text_arg(t) for t in texts)
+    prompts.extend(parse_exemplar_arg(e, exemplar_threshold) for e in exemplars)
+    if detections:
+        prompts.append(parse_detections_arg(detections))
     return prompts
 
 
@@ -140,6 +156,16 @@ MaskOpt = Annotated[
 PointOpt = Annotated[list[str], typer.Option("--point", help="x,y[,label][@frame] (label 1 or 0).")]
 TextOpt = Annotated[
     list[str], typer.Option("--text", help="Categories or a phrase (open-vocabulary).")
+]
+ExemplarOpt = Annotated[
+    list[str],
+    typer.Option("--exemplar", help="ref.jpg:x0,y0,x1,y1[@frame]: find that object by looks."),
+]
+ExemplarThresholdOpt = Annotated[
+    float, typer.Option("--exemplar-threshold", help="Cosine similarity an exemplar match needs.")
+]
+DetectionsOpt = Annotated[
+    str | None, typer.Option("--detections", help="External detections: MOT det.txt or JSON.")
 ]
 PromptsOpt = Annotated[
     Path | None, typer.Option("--prompts", help="Prompt JSON file (docs/prompts.md).")
@@ -176,6 +202,9 @@ def run(
     mask: MaskOpt = [],  # noqa: B006
     point: PointOpt = [],  # noqa: B006
     text: TextOpt = [],  # noqa: B006
+    exemplar: ExemplarOpt = [],  # noqa: B006
+    exemplar_threshold: ExemplarThresholdOpt = 0.5,
+    detections: DetectionsOpt = None,
     prompts: PromptsOpt = None,
     source_id: SourceIdOpt = None,
     backbone: BackboneOpt = None,
@@ -186,6 +215,12 @@ def run(
     redis: RedisOpt = None,
     data_dir: DataDirOpt = None,
     address: AddressOpt = None,
+    chunks: Annotated[
+        str, typer.Option("--chunks", help="auto | N: split a long file into N parallel chunks.")
+    ] = "1",
+    overlap: Annotated[
+        int, typer.Option("--overlap", help="Frames two chunks share (to stitch ids).")
+    ] = 8,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -213,7 +248,9 @@ def run(
         from workers.runner import run_source
 
         info = probe_source(source, settings.source)
-        prompt_list = parse_prompt_args(box, mask, point, text, prompts)
+        prompt_list = parse_prompt_args(
+            box, mask, point, text, exemplar, detections, prompts, exemplar_threshold
+        )
         if not prompt_list:
             fail("no prompt given — add --box x0,y0,x1,y1, --mask PNG, --point x,y or --prompts")
         prompt_list = check_prompts(prompt_list, info.width, info.height)
@@ -238,17 +275,37 @@ def run(
                     fps = done / max(time.perf_counter() - t0, 1e-9)
                     progress.update(task, completed=done, total=total, fps=fps)
 
-                summary = run_source(
-                    settings,
-                    source,
-                    sid,
-                    prompts_to_json(prompt_list)["prompts"],
-                    url,
-                    on_progress=on_progress,
-                )
+                prompt_json = prompts_to_json(prompt_list)["prompts"]
+                n_chunks = chunk_count(chunks, info.frames, settings)
+                if n_chunks > 1:
+                    from workers.chunks import run_chunked
+
+                    summary = run_chunked(settings, source, sid, prompt_json, url, n_chunks,
+                                          overlap, on_progress=on_progress)  # fmt: skip
+                else:
+                    summary = run_source(
+                        settings, source, sid, prompt_json, url, on_progress=on_progress
+                    )
         print_summary(summary)
         if summary.error:
             fail(f"{summary.error} ({summary.frames} frames were published before it)", 1)
+
+
+def chunk_count(chunks: str, frames: int | None, settings) -> int:
+    """--chunks as a number (auto: one per 1,000 frames, at most one per CPU)."""
+    if chunks == "auto":
+        from workers.chunks import auto_chunks
+        from workers.runner import init_ray
+
+        if not frames:
+            return 1
+        init_ray(settings)
+        return auto_chunks(frames)
+    if not chunks.isdigit() or int(chunks) < 1:
+        fail(f"--chunks must be auto or a positive number, not '{chunks}'")
+    if int(chunks) > 1 and not frames:
+        fail("--chunks needs a source with a known length (a file or an image folder)")
+    return int(chunks)
 
 
 def default_source_id(source: str) -> str:
@@ -396,6 +453,9 @@ def submit(
     mask: MaskOpt = [],  # noqa: B006
     point: PointOpt = [],  # noqa: B006
     text: TextOpt = [],  # noqa: B006
+    exemplar: ExemplarOpt = [],  # noqa: B006
+    exemplar_threshold: ExemplarThresholdOpt = 0.5,
+    detections: DetectionsOpt = None,
     prompts: PromptsOpt = None,
     source_id: SourceIdOpt = None,
     backbone: BackboneOpt = None,
@@ -422,7 +482,9 @@ def submit(
 
         overrides = job_overrides(backbone, segmenter, stride, start, end)
         load_settings(None, **overrides)  # refuse bad values now, not in the worker
-        prompt_list = parse_prompt_args(box, mask, point, text, prompts)
+        prompt_list = parse_prompt_args(
+            box, mask, point, text, exemplar, detections, prompts, exemplar_threshold
+        )
         if not is_live(source) and Path(source).exists():
             info = probe_source(source, settings.source)
             prompt_list = check_prompts(prompt_list, info.width, info.height)
@@ -449,6 +511,9 @@ def worker(
     http_port: Annotated[
         int | None, typer.Option("--http-port", help="Serve the web page here.")
     ] = None,
+    http_host: Annotated[
+        str, typer.Option("--http-host", help="Address the web page listens on.")
+    ] = "127.0.0.1",
     max_jobs: Annotated[
         int | None, typer.Option("--max-jobs", help="Exit after this many jobs (tests, batch).")
     ] = None,
@@ -459,7 +524,7 @@ def worker(
     import signal
     import threading
 
-    with guarded(debug):
+    with guarded(debug, log_warnings=True):
         settings = settings_from(config, redis_url=redis, data_dir=data_dir,
                                  ray={"address": address}, debug=debug or None)  # fmt: skip
         from workers.redis_target import redis_url_for
@@ -469,31 +534,25 @@ def worker(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with redis_url_for(settings) as url:
             w = Worker(settings, url, max_sources=max_sources, claim_idle_s=claim_idle)
-            servers = start_servers(url, metrics_port, http_port)
+            if metrics_port is not None:
+                from workers.metrics import start_metrics_server
+
+                start_metrics_server(metrics_port)
+            web = None
+            if http_port is not None:
+                from workers.http import start_http_server
+
+                web = start_http_server(url, http_port, http_host)
             err.print(f"worker {w.name} taking jobs from dinotrack:jobs at {url}")
             try:
                 w.run(stop=stop, max_jobs=max_jobs)
             except KeyboardInterrupt:
                 stop.set()
             finally:
-                for server in servers:
-                    server.shutdown()
+                if web is not None:
+                    web.shutdown()
         for job in w.finished:
             err.print(f"{job.get('source_id', '?')}: {job['status']} {job.get('error') or ''}")
-
-
-def start_servers(redis_url: str, metrics_port: int | None, http_port: int | None) -> list:
-    """Start the metrics endpoint and the web page when their ports are given."""
-    servers = []
-    if metrics_port is not None:
-        from workers.metrics import start_metrics_server
-
-        servers.append(start_metrics_server(metrics_port))
-    if http_port is not None:
-        from workers.http import start_http_server
-
-        servers.append(start_http_server(redis_url, http_port))
-    return [s for s in servers if s is not None]
 
 
 @app.command()
@@ -548,6 +607,51 @@ def stop(
         out.print(f"stop sent to '{source_id}' (was {was})")
 
 
+@app.command()
+def prompt(
+    source_id: Annotated[str, typer.Argument(help="Running source to change.")],
+    box: BoxOpt = [],  # noqa: B006
+    mask: MaskOpt = [],  # noqa: B006
+    point: PointOpt = [],  # noqa: B006
+    text: TextOpt = [],  # noqa: B006
+    exemplar: ExemplarOpt = [],  # noqa: B006
+    exemplar_threshold: ExemplarThresholdOpt = 0.5,
+    detections: DetectionsOpt = None,
+    prompts: PromptsOpt = None,
+    remove_track: Annotated[
+        list[int], typer.Option("--remove-track", help="Stop following this track id.")
+    ] = [],  # noqa: B006
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Add prompts to, or remove tracks from, a running source (dinotrack:<id>:control)."""
+    with guarded(debug):
+        settings = settings_from(config, redis_url=redis, data_dir=data_dir)
+        from pipeline.outputs.redis_streams import connect
+        from pipeline.prompts import prompts_to_json
+        from pipeline.wire import control_key, encode_control
+        from workers.redis_target import redis_url_for
+
+        prompt_list = parse_prompt_args(
+            box, mask, point, text, exemplar, detections, prompts, exemplar_threshold
+        )
+        if not prompt_list and not remove_track:
+            fail("nothing to send — give prompts (--box, --mask, ...) or --remove-track ID")
+        with redis_url_for(settings) as url:
+            client = connect(url)
+            if prompt_list:
+                payload = prompts_to_json(prompt_list)["prompts"]
+                client.xadd(control_key(source_id), encode_control("add_prompts", prompts=payload))
+            for track_id in remove_track:
+                client.xadd(
+                    control_key(source_id), encode_control("remove_track", track_id=track_id)
+                )
+        out.print(f"sent {len(prompt_list)} prompt(s), {len(remove_track)} removal(s) to "
+                  f"'{source_id}'")  # fmt: skip
+
+
 @models_app.command("list")
 def models_list() -> None:
     """List the known backbones and whether their weights are available here."""
@@ -581,7 +685,11 @@ def show_config(config: ConfigOpt = None) -> None:
         print(settings_from(config).model_dump_json(indent=2))
 
 
-def _register_eval() -> None:
+def _register_commands() -> None:
+    from workers.commands.render import render
+
+    app.command("render")(render)
+
     import importlib
 
     for verb in ("davis", "mot"):  # TODO(lead): plain imports once both modules have landed
@@ -592,7 +700,7 @@ def _register_eval() -> None:
         eval_app.command(verb)(getattr(module, verb))
 
 
-_register_eval()
+_register_commands()
 
 
 def main() -> None:

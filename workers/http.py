@@ -45,6 +45,8 @@ _INT_FIELDS = ("frames_done", "total", "last_frame")
 _FLOAT_FIELDS = ("fps", "lag")
 MAX_OPEN_VIDEOS = 8
 """Source videos kept open at once for the live views (least recently used closed first)."""
+MAX_DECODE_AHEAD = 50
+"""Frames a live view decodes forward to reach the next published one; further, it seeks."""
 
 
 def _state_value(name: str, raw: str) -> Any:
@@ -75,7 +77,8 @@ class _VideoReader:
     def frame(self, index: int) -> Frame | None:
         if self._last is not None and self._last.index == index:
             return self._last
-        if self._frames is None or self._last is None or self._last.index > index:
+        behind = None if self._last is None else index - self._last.index
+        if self._frames is None or behind is None or not 0 < behind <= MAX_DECODE_AHEAD:
             self._frames = self._source.frames(start=index)
         for frame in self._frames:
             self._last = frame

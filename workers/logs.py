@@ -123,5 +123,8 @@ class SourceLogger(logging.LoggerAdapter):
 
 
 def source_logger(source_id: str, area: str = "worker") -> SourceLogger:
-    """A logger for one source: ``source_logger("cam1").info("frame", extra={"frame_index": 3})``."""
+    """A logger for one source.
+
+    Example: ``source_logger("cam1").info("frame done", extra={"frame_index": 3})``.
+    """
     return SourceLogger(get_logger(area), {"source_id": source_id})

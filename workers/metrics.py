@@ -23,6 +23,7 @@ Metrics (all prefixed ``dinotrack_``):
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,10 +146,8 @@ def forget_source(source_id: str) -> None:
 
 
 def _remove(metric: Any, *labels: str) -> None:
-    try:
+    with contextlib.suppress(KeyError):  # the series was never created
         metric.remove(*labels)
-    except KeyError:  # the series was never created
-        pass
 
 
 _CALLS = {

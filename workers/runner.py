@@ -208,8 +208,10 @@ class SourceRun:
                     self.on_progress(s.frames, s.total)
                 if s.frames % 25 == 0:
                     publisher.set_state.remote(self._progress(t0))
+                    self._collect_metrics(len(in_flight))
 
         prefetch = deque(source.next.remote() for _ in range(2))
+        submitted = 0
         while True:
             meta_ref, frame_ref = prefetch.popleft()
             prefetch.append(source.next.remote())
@@ -223,13 +225,23 @@ class SourceRun:
             features_ref = backbone.features.remote(frame_ref)
             step_ref = tracker.step.remote(frame_ref, features_ref)
             in_flight.append(publisher.publish.remote(step_ref))
+            submitted += 1
             settle(bound)
             if self.checkpoint_every and since_ckpt >= self.checkpoint_every:
                 publisher.checkpoint.remote(tracker.snapshot.remote())
                 since_ckpt = 0
-            if s.frames % 10 == 0 and self._poll_control(tracker):
+            if submitted % 10 == 0 and self._poll_control(tracker):
                 break
         settle(0)
+        self._collect_metrics(0)
+
+    def _collect_metrics(self, in_flight: int) -> None:
+        """Bring the actors' metric records into this process's registry."""
+        from workers import metrics
+
+        metrics.set_in_flight(self.source_id, in_flight)
+        for actor in self.actors.values():
+            metrics.apply(self._get(actor.drain_metrics.remote()))
 
     def _poll_control(self, tracker: Any) -> bool:
         """Apply control messages; True when a stop was asked for."""

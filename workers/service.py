@@ -120,7 +120,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.max_sources = max_sources
         self.claim_idle_ms = int(claim_idle_s * 1000)
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = min(heartbeat_s, claim_idle_s / 3)
         self.client = redis.Redis.from_url(redis_url)
         self.running: dict[str, _Running] = {}
         self.finished: list[dict[str, Any]] = []
@@ -165,7 +165,7 @@ class Worker:
             JOBS_STREAM, GROUP, self.name, min_idle_time=self.claim_idle_ms, count=count
         )
         for entry_id, fields in reply[1]:
-            if fields:
+            if fields and entry_id.decode() not in self.running:  # not one of our own
                 taken.append((entry_id.decode(), fields, True))
         if len(taken) < count:
             reply = self.client.xreadgroup(
@@ -236,7 +236,7 @@ class Worker:
             try:
                 prompts.extend(prompts_from_json({"prompts": [raw]}))
             except PromptError as exc:
-                refused.append(f"prompt {i}: {exc}")
+                refused.append(str(exc.at(i, raw.get("kind") if isinstance(raw, dict) else None)))
         valid, errors = validate_prompts(prompts, info.width, info.height)
         refused.extend(str(e) for e in errors)
         for message in refused:

@@ -152,9 +152,12 @@ class PeerRunner:
             )
 
 
-def _dinotrack_rows(frame_index: int, result: Any, update: Any, dets: np.ndarray) -> list[list]:
+def _dinotrack_rows(
+    frame_index: int, result: Any, update: Any, dets: np.ndarray, matched_only: bool = False
+) -> list[list]:
     """MOT rows of one frame: confirmed tracks, with the detection box where a detection matched
-    the track this frame (as the box-only trackers report) and the propagated box otherwise."""
+    the track this frame (as the box-only trackers report) and the published (propagated) box
+    otherwise, or no row at all with ``matched_only``."""
     det_box = {tid: dets[oi, :4] for oi, tid in {**update.matched, **update.recovered}.items()}
     rows = []
     for track in result.tracks:
@@ -162,7 +165,7 @@ def _dinotrack_rows(frame_index: int, result: Any, update: Any, dets: np.ndarray
             continue
         box = det_box.get(track.id)
         if box is None:
-            if track.box is None:
+            if track.box is None or matched_only:
                 continue
             box = track.box
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -194,8 +197,11 @@ def run_mot(
         progress: Called with each processed frame index.
 
     Returns:
-        ``{"sequence", "frames", "detections", "device", "results": {tracker: metrics + fps +
-        path}, "notes": [...]}``; metrics in percent (HOTA, DetA, AssA, IDF1, MOTA, ...) and counts.
+        ``{"sequence", "frames", "detections", "backbone", "segmenter", "results": {tracker:
+        metrics + fps + path}, "notes": [...]}``; metrics in percent (HOTA, DetA, AssA, IDF1, MOTA,
+        ...) and counts. ``dinotrack`` reports every confirmed track of the published results (the
+        matched detection's box where there is one); ``dinotrack-matched`` only the tracks matched
+        to a detection in the frame, as the box-only peers report (file ``<stem>.matched.txt``).
     """
     from pipeline.sources import open_source
     from pipeline.tracking.tracker import Tracker, TrackerConfig
@@ -214,6 +220,7 @@ def run_mot(
             break
     tracker = Tracker(seq.name, tracker_config or TrackerConfig(), segmenter, backbone.name)
     rows: list[list] = []
+    matched_rows: list[list] = []
     track_seconds = 0.0
     n = 0
     source = open_source(str(seq.frames_uri), seq.name)
@@ -230,7 +237,9 @@ def run_mot(
             ]
             result = tracker.step(frame, features, observations)
             track_seconds += time.perf_counter() - t0
-            rows += _dinotrack_rows(frame.index, result, tracker.identities.last_update, d)
+            update = tracker.identities.last_update
+            rows += _dinotrack_rows(frame.index, result, update, d)
+            matched_rows += _dinotrack_rows(frame.index, result, update, d, matched_only=True)
             for runner in runners:
                 runner.step(frame.index, frame.image, d)
             n += 1
@@ -240,11 +249,19 @@ def run_mot(
         source.close()
     num_frames = seq.length or n
     results: dict[str, Any] = {}
+    fps = round(n / max(track_seconds, 1e-9), 2)
     write_mot(np.array(rows, dtype=np.float64).reshape(-1, 10), out_path)
     results["dinotrack"] = {
         **evaluate(gt, load_mot(out_path), num_frames).to_dict(percent=True),
-        "fps": round(n / max(track_seconds, 1e-9), 2),
+        "fps": fps,
         "path": str(out_path),
+    }
+    path = out_path.with_name(f"{out_path.stem}.matched.txt")
+    write_mot(np.array(matched_rows, dtype=np.float64).reshape(-1, 10), path)
+    results["dinotrack-matched"] = {
+        **evaluate(gt, load_mot(path), num_frames).to_dict(percent=True),
+        "fps": fps,
+        "path": str(path),
     }
     for runner in runners:
         path = out_path.with_name(f"{out_path.stem}.{runner.name}.txt")

@@ -65,19 +65,39 @@ class FeatureSegmenter:
                 f"features were computed for a {features.image_size} frame but the image is "
                 f"{image.shape[:2]}; pass the features of this frame"
             )
-        return [self._one(image, features, r, i) for i, r in enumerate(requests)]
-
-    def _one(
-        self, image: np.ndarray, features: FeatureMap, req: MaskRequest, index: int
-    ) -> MaskProposal:
         height, width = image.shape[:2]
-        has_points = req.points is not None and len(req.points) > 0
-        if req.box is None and not has_points:
-            if req.mask_input is None:
-                raise ValueError(
-                    f"request {index} has no prompt: give points, a box or a mask_input"
-                )
-            return MaskProposal(self._full_res_mask(req.mask_input, height, width), 1.0)
+        out: dict[int, MaskProposal] = {}
+        grid_probs: list[np.ndarray] = []
+        pending: list[tuple[int, float]] = []
+        for i, req in enumerate(requests):
+            has_points = req.points is not None and len(req.points) > 0
+            if req.box is None and not has_points:
+                if req.mask_input is None:
+                    raise ValueError(
+                        f"request {i} has no prompt: give points, a box or a mask_input"
+                    )
+                out[i] = MaskProposal(self._full_res_mask(req.mask_input, height, width), 1.0)
+                continue
+            probs, score = self._grid_probs(features, req, height, width)
+            grid_probs.append(probs)
+            pending.append((i, score))
+        if grid_probs:
+            # patch-grid edges are uncertain by about one cell: the filter window spans one at least
+            gh, gw = features.shape
+            radius = max(self.config.guided_radius, round(max(height / gh, width / gw)))
+            full = upsample_probs(np.stack(grid_probs), image, radius, self.config.guided_eps)
+            for (i, score), probs in zip(pending, full, strict=True):
+                mask = probs > 0.5
+                box = requests[i].box
+                if box is not None:
+                    mask &= box_to_mask(box, height, width)
+                out[i] = MaskProposal(mask, float(np.clip(score, 0.0, 1.0)))
+        return [out[i] for i in range(len(requests))]
+
+    def _grid_probs(
+        self, features: FeatureMap, req: MaskRequest, height: int, width: int
+    ) -> tuple[np.ndarray, float]:
+        """(gh, gw) foreground probabilities of one box and/or points request, and its score."""
         gh, gw = features.shape
         grid = features.grid.reshape(gh * gw, -1).astype(np.float32, copy=False)
         pos, neg = self._point_cells(req, height, width, gh, gw)
@@ -91,13 +111,7 @@ class FeatureSegmenter:
             probs, score = self._box_probs(grid, req.box, pos, neg, prior, height, width, gh, gw)
         else:
             probs, score = self._grow(grid, pos, neg, gh, gw)
-        # patch-grid edges are uncertain by about one cell: the filter window spans at least one
-        radius = max(self.config.guided_radius, round(max(height / gh, width / gw)))
-        full = upsample_probs(probs.reshape(1, gh, gw), image, radius, self.config.guided_eps)[0]
-        mask = full > 0.5
-        if req.box is not None:
-            mask &= box_to_mask(req.box, height, width)
-        return MaskProposal(mask, float(np.clip(score, 0.0, 1.0)))
+        return probs.reshape(gh, gw), score
 
     @staticmethod
     def _full_res_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -6,10 +6,12 @@ therefore meant for keyframes (first frame, re-detections, periodic refreshes), 
 a CPU; on a GPU it is fast enough for more.
 
 The image embedding is computed once per frame and reused for every object and prompt of that frame
-(cached by the identity of the image array). Objects with the same kind of prompt (points, box,
-mask input, or a combination) are decoded together in one batched ``SamPredictor.predict_torch``
-call; point lists of different lengths are padded with SAM's "not a point" label (-1). With
-``multimask`` SAM proposes three masks per object and the one with the best predicted IoU is kept.
+(cached by the identity of the image array: pass a new array for a new frame, never one refilled
+in place). Objects with the same kind of prompt (points, box, mask input, or a combination) are
+decoded together in one batched call (the steps of ``SamPredictor.predict_torch``, with the best
+candidate chosen before upsampling); point lists of different lengths are padded with SAM's "not a
+point" label (-1). With ``multimask`` SAM proposes three masks per object and the one with the
+best predicted IoU is kept.
 """
 
 from __future__ import annotations
@@ -128,12 +130,23 @@ class SamSegmenter:
             boxes = pred.transform.apply_boxes_torch(boxes, size)
         if first.mask_input is not None:
             masks = torch.stack([self._mask_logits(r.mask_input) for r in reqs])
-        out_masks, iou, _ = pred.predict_torch(
-            coords, labels, boxes, masks, multimask_output=self.config.multimask
+        # predict_torch's steps, with the best of the candidate masks chosen at low resolution so
+        # only one mask per object is upsampled to the frame (3x less memory and time at 1080p)
+        sam = self.model
+        sparse, dense = sam.prompt_encoder(
+            points=None if coords is None else (coords, labels), boxes=boxes, masks=masks
         )
-        best = iou.argmax(dim=1)
+        low_res, iou = sam.mask_decoder(
+            image_embeddings=pred.features,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=self.config.multimask,
+        )
         rows = torch.arange(len(reqs), device=iou.device)
-        chosen = out_masks[rows, best].cpu().numpy()
+        best = iou.argmax(dim=1)
+        full = sam.postprocess_masks(low_res[rows, best][:, None], pred.input_size, size)
+        chosen = (full[:, 0] > sam.mask_threshold).cpu().numpy()
         scores = iou[rows, best].clamp(0.0, 1.0).float().cpu().numpy()
         return [MaskProposal(chosen[b], float(scores[b])) for b in range(len(reqs))]
 

@@ -134,20 +134,26 @@ class Renderer:
         h, w = canvas.shape[:2]
         for track in tracks:
             mask = track.mask_array()
-            if mask is None or not mask.any():
+            if mask is None:
                 continue
             if mask.shape != (h, w):
                 mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-            mask = mask.astype(bool)
-            color = np.array(track_color(track.id), np.float32)
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            if rows.size == 0:
+                continue
+            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            crop = mask[y0:y1, x0:x1].astype(np.uint8)  # work on the mask's bounding box only
+            roi = canvas[y0:y1, x0:x1]
+            color = track_color(track.id)
             if self.config.alpha > 0:
-                region = canvas[mask].astype(np.float32)
-                blended = region * (1 - self.config.alpha) + color * self.config.alpha
-                canvas[mask] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+                fill = np.empty_like(roi)
+                fill[:] = color
+                blended = cv2.addWeighted(roi, 1 - self.config.alpha, fill, self.config.alpha, 0)
+                np.copyto(roi, blended, where=crop[..., None].astype(bool))
             contours, _ = cv2.findContours(
-                mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+                crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(int(x0), int(y0))
             )
-            cv2.drawContours(canvas, contours, -1, track_color(track.id), thick, cv2.LINE_AA)
+            cv2.drawContours(canvas, contours, -1, color, thick, cv2.LINE_AA)
 
     def _draw_trails(
         self, canvas: np.ndarray, ids: set[int], sx: float, sy: float, thick: int
@@ -261,7 +267,8 @@ def render_video(
     are padded by one pixel (H.264 4:2:0 needs even sizes).
 
     Args:
-        results: Published results in frame order (e.g. `pipeline.outputs.redis_streams.read_frames`).
+        results: Published results in frame order (e.g. from
+            `pipeline.outputs.redis_streams.read_frames`).
         frames: The source's frames in order, or a source (read from the first result's index).
         out_path: The .mp4 file to write.
         config: How to draw.

@@ -14,10 +14,11 @@ from pipeline.prompts.mask import MaskPrompt
 from pipeline.prompts.text import TextPrompt
 
 
-def _split_frame(s: str, kind: str, form: str) -> tuple[str, int]:
-    """``"body@12"`` -> ``("body", 12)``; no ``@`` -> frame 0."""
+def _split_frame(s: str, kind: str, form: str, path: bool = False) -> tuple[str, int]:
+    """``"body@12"`` -> ``("body", 12)``; no ``@`` -> frame 0. With ``path``, an ``@`` not
+    followed by digits belongs to the file name."""
     body, sep, frame = s.strip().rpartition("@")
-    if not sep:
+    if not sep or (path and not frame.strip().isdigit()):
         return s.strip(), 0
     if not frame.strip().isdigit():
         raise PromptError(
@@ -92,7 +93,7 @@ def merge_points(prompts: Sequence[Prompt]) -> list[Prompt]:
 def parse_mask_arg(s: str) -> MaskPrompt:
     """``--mask PNG[@frame]`` -> `MaskPrompt` (palette PNG: every non-zero id is an object; a
     0/255 PNG is one object)."""
-    body, frame = _split_frame(s, "mask", "--mask mask.png[@frame]")
+    body, frame = _split_frame(s, "mask", "--mask mask.png[@frame]", path=True)
     return MaskPrompt.from_file(body, frame=frame)
 
 

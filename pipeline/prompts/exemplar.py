@@ -135,7 +135,7 @@ class Exemplar:
             prototype=_normalise(feats.mean(0)),
             backbone=fm.backbone,
             parts=_kmeans(feats, parts),
-            background=_kmeans(outside, background) if len(outside) else _kmeans(outside, 0),
+            background=_kmeans(outside, background),
             name=name,
         )
 
@@ -362,6 +362,11 @@ class ExemplarPrompt(Prompt):
 
     def check(self, width: int, height: int) -> None:
         """The region must lie inside the reference image (the frame size does not matter)."""
+        if not -1.0 <= self.threshold <= 1.0:
+            raise self.error(
+                f"threshold {fmt_num(self.threshold)} is outside -1..1",
+                "give a cosine similarity, e.g. 0.5",
+            )
         if self.exemplar is not None:
             return
         if self.reference_size is None:

@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,7 +147,7 @@ def scan_container(uri: str) -> ContainerScan:
     )
 
 
-def _first_frame_rotation(container, stream, uri: str) -> int:  # noqa: ANN001 (PyAV objects)
+def _first_frame_rotation(container: Any, stream: Any, uri: str) -> int:
     """Decode the first frame to check the stream decodes, and read its display rotation."""
     import av
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -64,20 +65,25 @@ class PyAVFileSource:
             reader=self.reader,
         )
 
-    def _decode_from(self, index: int) -> tuple[int, Iterator]:
-        """Seek to the keyframe at or before frame ``index``; its index and a frame iterator."""
+    def _decode_from(self, index: int) -> tuple[int, bool, Iterator[Any]]:
+        """Seek to the keyframe at or before frame ``index``.
+
+        Returns:
+            The keyframe's index, whether a seek happened, and the decoded-frame iterator.
+        """
         keys = self.scan.keyframes
         key = int(keys[max(0, np.searchsorted(keys, index, side="right") - 1)])
-        if not (self._fresh and key == 0):
+        seek = not (self._fresh and key == 0)
+        if seek:
             time_base = float(self._stream.time_base or 0)
             target = int(round(float(self.scan.pts[key]) / time_base)) if key and time_base else 0
             self._container.seek(target, stream=self._stream, backward=True)
             self._stream.codec_context.flush_buffers()  # drop frames decoded before the seek
         self._fresh = False
-        return key, self._container.decode(self._stream)
+        return key, seek, self._container.decode(self._stream)
 
-    def _index_of(self, frame, guess: int) -> int:  # noqa: ANN001 (av.VideoFrame)
-        """The source index of the first frame decoded after a seek."""
+    def _index_of(self, frame: Any, guess: int) -> int:
+        """The source index of the first frame decoded after a seek (nearest scanned PTS)."""
         if frame.time is None:
             return guess
         return int(np.argmin(np.abs(self.scan.pts - float(frame.time))))
@@ -92,10 +98,13 @@ class PyAVFileSource:
         keys = self.scan.keyframes
         try:
             while target is not None:
-                guess, decoded = self._decode_from(target)
+                key, seeked, decoded = self._decode_from(target)
                 index = -1
                 for frame in decoded:
-                    index = self._index_of(frame, guess) if index < 0 else index + 1
+                    if index >= 0:
+                        index += 1
+                    else:
+                        index = self._index_of(frame, key) if seeked else key
                     if index < target:
                         continue
                     yield self._frame(frame, index)
@@ -125,7 +134,7 @@ class PyAVFileSource:
             ) from exc
         self.events.emit("source.eof", f"end of {self.scan.path!r}", frame_index=last)
 
-    def _frame(self, frame, index: int) -> Frame:  # noqa: ANN001 (av.VideoFrame)
+    def _frame(self, frame: Any, index: int) -> Frame:
         if (frame.width, frame.height) == (self.width, self.height):
             image = frame.to_ndarray(format="rgb24")
         else:

@@ -5,8 +5,10 @@ The `IdentityManager` is told, every frame, what propagation says about each liv
 detector or periodic re-detection). It links observations to tracks with ONE Hungarian assignment
 (`scipy.optimize.linear_sum_assignment`) over a score that combines
 
-* overlap: mask IoU with the propagated mask when both masks are known, else box IoU, taking the
-  better of the propagated box and a constant-velocity prediction of the last box;
+* overlap: mask IoU with the propagated mask when both masks are known, else box IoU with a
+  constant-velocity prediction of the last observed box (observations drive the motion model:
+  propagated boxes drift, so the propagated box only stands in once a track has gone unobserved for
+  longer than ``max_predict_frames``, as prompt-only tracks do);
 * appearance: cosine similarity of the observation's feature prototype with the track's running
   prototype (tentative and active tracks) or with the best entry of its gallery (lost tracks);
 * a motion gate: the distance between box centres, relative to the track's size, must be under
@@ -42,7 +44,7 @@ class IdentityConfig(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    confirm_frames: int = pydantic.Field(3, ge=1)
+    confirm_frames: int = pydantic.Field(2, ge=1)
     """Matched frames (birth included) before a tentative track becomes active."""
     tentative_max_misses: int = pydantic.Field(1, ge=0)
     """Frames a tentative track may go unmatched before it is dropped (its id is not reused)."""
@@ -59,7 +61,7 @@ class IdentityConfig(pydantic.BaseModel):
     """Frames between two prototypes added to a track's gallery."""
     prototype_momentum: float = pydantic.Field(0.8, ge=0.0, lt=1.0)
     """Weight of the old running prototype when a matched observation updates it."""
-    reid_threshold: float = pydantic.Field(0.6, ge=-1.0, le=1.0)
+    reid_threshold: float = pydantic.Field(0.85, ge=-1.0, le=1.0)
     """Least cosine similarity of an observation with a lost track's gallery to recover it."""
     iou_weight: float = pydantic.Field(0.5, ge=0.0)
     """Weight of overlap (mask or box IoU) in the match score."""
@@ -135,6 +137,7 @@ class _Identity:
     label: str | None
     box: Box
     last_seen: int  # frame of the last box update
+    observed: int  # frame of the last observation
     velocity: tuple[float, float] = (0.0, 0.0)  # centre pixels per frame
     born: int = 0  # frame of birth
     hits: int = 1
@@ -266,11 +269,13 @@ class IdentityManager:
         props = {t.track_id: t for t in tracked if t.track_id in self._tracks}
         protos = [_unit(p) for p in prototypes]
 
-        # Propagation moves live tracks that it still sees well.
+        # Observations drive a track's motion model; once it has not been observed for longer
+        # than the prediction horizon, propagation moves it (as it does prompt-only tracks).
         for tid, obj in props.items():
             ident = self._tracks[tid]
             seen = obj.box is not None and obj.score >= cfg.lost_score
-            if ident.state != TrackState.LOST and seen:
+            stale = frame_index - ident.observed > cfg.max_predict_frames
+            if ident.state != TrackState.LOST and seen and stale:
                 self._move(ident, obj.box, frame_index)
 
         candidates = [i for i, o in enumerate(observations) if not o.from_prompt]
@@ -299,7 +304,7 @@ class IdentityManager:
             t.box
             for t in self._tracks.values()
             if t.state != TrackState.LOST and t.last_seen == frame_index
-        ]
+        ] + [p.box for p in props.values() if p.box is not None and p.score >= cfg.lost_score]
         for oi, obs in enumerate(observations):
             if oi in assigned:
                 continue
@@ -347,7 +352,8 @@ class IdentityManager:
             predicted = ident.predicted_box(frame_index, cfg.max_predict_frames)
             prop = None if lost else props.get(ident.track_id)
             refs = [predicted]
-            if prop is not None and prop.box is not None and prop.score >= cfg.lost_score:
+            stale = frame_index - ident.observed > cfg.max_predict_frames
+            if stale and prop is not None and prop.box is not None and prop.score >= cfg.lost_score:
                 refs.append(prop.box)
             ious = box_iou(obs_boxes, np.array(refs)).max(axis=1)
             for r, oi in enumerate(candidates):
@@ -451,6 +457,7 @@ class IdentityManager:
             label=obs.label,
             box=tuple(float(v) for v in obs.box),
             last_seen=frame_index,
+            observed=frame_index,
             born=frame_index,
             prototype=proto,
             gallery=deque(maxlen=self.config.gallery_size),
@@ -469,6 +476,7 @@ class IdentityManager:
     ) -> None:
         cfg = self.config
         self._move(ident, obs.box, frame_index)
+        ident.observed = frame_index
         ident.hits += 1
         ident.misses = 0
         ident.unmatched = 0
@@ -528,6 +536,7 @@ class IdentityManager:
                     "label": t.label,
                     "box": list(t.box),
                     "last_seen": t.last_seen,
+                    "observed": t.observed,
                     "born": t.born,
                     "velocity": list(t.velocity),
                     "hits": t.hits,
@@ -554,6 +563,7 @@ class IdentityManager:
                 label=d["label"],
                 box=tuple(float(v) for v in d["box"]),
                 last_seen=int(d["last_seen"]),
+                observed=int(d["observed"]),
                 born=int(d["born"]),
                 velocity=(float(d["velocity"][0]), float(d["velocity"][1])),
                 hits=int(d["hits"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -40,6 +41,9 @@ class TrackerConfig(BaseModel):
         normalize_channels: Rescale each object's upsampled probability map to [0, 1] before the
             per-pixel arg-max (DINO's ``norm_mask``); helps small objects against background.
         min_area: Masks with fewer pixels count as not visible (box None, score 0).
+        crop_above: An object's region for upsampling holds its grid cells above this
+            probability (and those it wins).
+        crop_margin: Grid cells added around that region (the upsampling needs context).
         refine_every: Refine every live mask with the segmenter every this many frames (None: no
             periodic refinement). Ignored with the ``none`` segmenter.
         refine_below: Also refine an object whose confidence falls below this (None: never).
@@ -52,6 +56,8 @@ class TrackerConfig(BaseModel):
     upsample: Literal["guided", "bilinear"] = "guided"
     normalize_channels: bool = False
     min_area: int = Field(16, ge=0)
+    crop_above: float = Field(0.1, gt=0.0, lt=1.0)
+    crop_margin: int = Field(2, ge=1)
     refine_every: int | None = Field(None, ge=1)
     refine_below: float | None = Field(None, ge=0.0, le=1.0)
     refine_agreement: float = Field(0.1, ge=0.0, le=1.0)
@@ -67,17 +73,39 @@ def upsample_probs(probs: np.ndarray, image: np.ndarray, mode: str = "guided") -
     return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
 
 
+def _unit(v: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 0 else None
+
+
 def mask_prototype(features: FeatureMap, mask: np.ndarray | None) -> np.ndarray | None:
     """L2-normalised mean of the patch features under a mask (any resolution), or None if empty."""
     if mask is None:
         return None
-    weights = downsample_mask(mask, features.shape)
-    total = float(weights.sum())
-    if total <= 0:
+    weights = downsample_mask(mask, features.shape).reshape(-1)
+    if not weights.any():
         return None
-    vec = np.tensordot(weights, features.grid, axes=([0, 1], [0, 1])) / total
-    norm = float(np.linalg.norm(vec))
-    return (vec / norm).astype(np.float32) if norm > 0 else None
+    # einsum, not BLAS: a multi-threaded OpenBLAS gemv is erratic on a busy machine
+    return _unit(np.einsum("kc,k->c", features.grid.reshape(-1, features.grid.shape[-1]), weights))
+
+
+@dataclass
+class _ObjectView:
+    """What one frame's propagation says about one object.
+
+    Attributes:
+        mask: (H, W) bool full-size mask (empty when not visible).
+        score: Mean probability over the grid cells the object wins (0 when not visible).
+        soft: (region slices, upsampled probability over that region), None when not visible.
+        weights: (h, w) grid weights of its feature prototype (probability where it wins).
+        box: (x0, y0, x1, y1) of the mask, None when not visible.
+    """
+
+    mask: np.ndarray
+    score: float
+    soft: tuple[tuple[slice, slice], np.ndarray] | None
+    weights: np.ndarray
+    box: tuple[float, float, float, float] | None = None
 
 
 class Tracker:
@@ -174,23 +202,26 @@ class Tracker:
         h, w = frame.height, frame.width
         observations = self._due_prompts(frame, features) + list(detections)
 
-        masks: dict[int, np.ndarray] = {}
-        scores: dict[int, float] = {}
+        views: dict[int, _ObjectView] = {}
         if self.propagator.object_ids:
-            probs = self.propagator.step(features)
-            masks, scores = self._masks(probs, frame.image)
-            self._refine(frame, features, probs, masks, scores)
-
+            views = self._masks(self.propagator.step(features), frame.image)
+            self._refine(frame, features, views)
+        grid = features.grid.reshape(-1, features.grid.shape[-1])
         tracked = [
             TrackedObject(
                 track_id=tid,
-                mask=masks[tid],
-                box=mask_to_box(masks[tid]) if scores[tid] > 0 else None,
-                score=scores[tid],
-                prototype=mask_prototype(features, masks[tid]),
+                mask=v.mask,
+                box=v.box,
+                score=v.score,
+                prototype=_unit(np.einsum("kc,k->c", grid, v.weights.reshape(-1)))
+                if v.weights.any()
+                else None,
             )
-            for tid in self.propagator.object_ids
+            for tid, v in views.items()
         ]
+        masks = {tid: v.mask for tid, v in views.items()}
+        scores = {tid: v.score for tid, v in views.items()}
+        boxes = {tid: v.box for tid, v in views.items()}
         obs_masks = [
             o.mask if o.mask is not None else box_to_mask(o.box, h, w) for o in observations
         ]
@@ -209,6 +240,7 @@ class Tracker:
             for oi, tid in seeds.items():
                 masks[tid] = obs_masks[oi]
                 scores[tid] = float(observations[oi].score)
+                boxes[tid] = mask_to_box(obs_masks[oi])
         return FrameResult(
             source_id=self.source_id,
             frame_index=frame.index,
@@ -217,7 +249,7 @@ class Tracker:
             width=w,
             height=h,
             backbone=self.backbone_name,
-            tracks=self._tracks(masks, scores),
+            tracks=self._tracks(masks, scores, boxes),
         )
 
     def _due_prompts(self, frame: Frame, features: FeatureMap) -> list[Observation]:
@@ -246,39 +278,58 @@ class Tracker:
             )
         return observations
 
-    def _masks(
-        self, probs: np.ndarray, image: np.ndarray
-    ) -> tuple[dict[int, np.ndarray], dict[int, float]]:
-        """Per-object full-size masks (pixels where the object's channel wins) and confidences
-        (mean grid probability of the object over the cells it wins)."""
-        ids = self.propagator.object_ids
-        full = upsample_probs(probs, image, self.config.upsample)
-        if self.config.normalize_channels:
-            lo = full.min(axis=(1, 2), keepdims=True)
-            hi = full.max(axis=(1, 2), keepdims=True)
-            full = np.where(hi > lo, (full - lo) / np.maximum(hi - lo, 1e-12), full)
-        labels = full.argmax(axis=0)
-        grid_labels = probs.argmax(axis=0)
-        masks: dict[int, np.ndarray] = {}
-        scores: dict[int, float] = {}
-        for ch, tid in enumerate(ids, start=1):
-            mask = labels == ch
-            cells = grid_labels == ch
-            visible = int(mask.sum()) >= max(1, self.config.min_area)
-            masks[tid] = mask
-            scores[tid] = float(probs[ch][cells].mean()) if visible and cells.any() else 0.0
-            if visible and not cells.any():  # thin object: winning only after upsampling
-                scores[tid] = float(probs[ch].max())
-        return masks, scores
+    def _masks(self, probs: np.ndarray, image: np.ndarray) -> dict[int, _ObjectView]:
+        """Each object's full-size mask, confidence, soft map and prototype weights.
 
-    def _refine(
-        self,
-        frame: Frame,
-        features: FeatureMap,
-        probs: np.ndarray,
-        masks: dict[int, np.ndarray],
-        scores: dict[int, float],
-    ) -> None:
+        An object's pixels are those where its probability beats the best other channel. Both maps
+        are upsampled only over the object's own region (its cells with probability above
+        ``crop_above``, grown by ``crop_margin`` cells), so the cost follows the objects' area, not
+        their number times the frame's area.
+        """
+        cfg = self.config
+        ids = self.propagator.object_ids
+        height, width = image.shape[:2]
+        n_ch, h, w = probs.shape
+        decide = probs
+        if cfg.normalize_channels:
+            lo = probs.min(axis=(1, 2), keepdims=True)
+            hi = probs.max(axis=(1, 2), keepdims=True)
+            decide = np.where(hi > lo, (probs - lo) / np.maximum(hi - lo, 1e-12), probs)
+        order = np.argsort(-decide, axis=0)[:2]
+        best = np.take_along_axis(decide, order[:1], 0)[0]
+        second = np.take_along_axis(decide, order[1:2], 0)[0]
+        winner = order[0]
+        sy, sx = height / h, width / w
+        views: dict[int, _ObjectView] = {}
+        for ch, tid in enumerate(ids, start=1):
+            p = probs[ch]
+            cells = winner == ch
+            near = cells | (p > cfg.crop_above)
+            view = _ObjectView(np.zeros((height, width), bool), 0.0, None, p * cells)
+            views[tid] = view
+            if not near.any():
+                continue
+            ys, xs = np.nonzero(near)
+            cy0, cy1 = max(0, ys.min() - cfg.crop_margin), min(h, ys.max() + 1 + cfg.crop_margin)
+            cx0, cx1 = max(0, xs.min() - cfg.crop_margin), min(w, xs.max() + 1 + cfg.crop_margin)
+            py0, py1 = round(cy0 * sy), min(height, round(cy1 * sy))
+            px0, px1 = round(cx0 * sx), min(width, round(cx1 * sx))
+            crop = (slice(cy0, cy1), slice(cx0, cx1))
+            other = np.where(cells, second, best)[crop]
+            pair = np.stack([decide[ch][crop], other])
+            up = upsample_probs(pair, image[py0:py1, px0:px1], cfg.upsample)
+            region = (slice(py0, py1), slice(px0, px1))
+            view.mask[region] = up[0] > up[1]
+            if int(view.mask[region].sum()) < max(1, cfg.min_area):
+                view.mask[region] = False
+                continue
+            view.soft = (region, up[0])
+            x0, y0, x1, y1 = mask_to_box(view.mask[region])
+            view.box = (x0 + px0, y0 + py0, x1 + px0, y1 + py0)
+            view.score = float(p[cells].mean()) if cells.any() else float(p.max())
+        return views
+
+    def _refine(self, frame: Frame, features: FeatureMap, views: dict[int, _ObjectView]) -> None:
         """Segmenter refinement on keyframes or low confidence; writes back into the memory."""
         cfg = self.config
         if getattr(self.segmenter, "name", "none") == "none":
@@ -286,50 +337,59 @@ class Tracker:
         keyframe = cfg.refine_every is not None and frame.index % cfg.refine_every == 0
         todo = [
             tid
-            for tid in masks
-            if scores[tid] > 0
-            and (keyframe or (cfg.refine_below is not None and scores[tid] < cfg.refine_below))
+            for tid, v in views.items()
+            if v.soft is not None
+            and (keyframe or (cfg.refine_below is not None and v.score < cfg.refine_below))
         ]
         if not todo:
             return
-        ids = self.propagator.object_ids
-        full = upsample_probs(probs, frame.image, cfg.upsample)
-        requests = []
+        requests, softs = [], []
         for tid in todo:
-            p = full[ids.index(tid) + 1]
-            y, x = np.unravel_index(int(np.argmax(np.where(masks[tid], p, -1.0))), p.shape)
+            region, crop = views[tid].soft
+            soft = np.zeros(views[tid].mask.shape, np.float32)
+            soft[region] = crop
+            softs.append(soft)
+            y, x = np.unravel_index(
+                int(np.argmax(np.where(views[tid].mask, soft, -1.0))), soft.shape
+            )
             requests.append(
                 MaskRequest(
                     points=np.array([[x + 0.5, y + 0.5]], np.float32),
                     point_labels=np.array([1], np.int64),
-                    box=mask_to_box(masks[tid]),
-                    mask_input=p,
+                    box=mask_to_box(views[tid].mask),
+                    mask_input=soft,
                 )
             )
         proposals = self.segmenter.segment(frame.image, features, requests)
         refined: dict[int, np.ndarray] = {}
-        for tid, prop in zip(todo, proposals, strict=True):
-            agree = full[ids.index(tid) + 1] >= cfg.refine_agreement
-            mask = prop.mask & agree
+        for tid, soft, prop in zip(todo, softs, proposals, strict=True):
+            mask = np.asarray(prop.mask, bool) & (soft >= cfg.refine_agreement)
             if int(mask.sum()) >= max(1, cfg.min_area):
                 refined[tid] = mask
-                masks[tid] = mask
+                views[tid].mask = mask
+                views[tid].box = mask_to_box(mask)
         if refined:
             self.propagator.correct(refined)
 
-    def _tracks(self, masks: dict[int, np.ndarray], scores: dict[int, float]) -> list[Track]:
+    def _tracks(
+        self,
+        masks: dict[int, np.ndarray],
+        scores: dict[int, float],
+        boxes: dict[int, tuple[float, float, float, float] | None],
+    ) -> list[Track]:
         tracks = []
         for tid in self.identities.live_ids():
             state = self.identities.state(tid)
             mask = masks.get(tid)
-            visible = mask is not None and scores.get(tid, 0.0) > 0 and state != TrackState.LOST
+            box = boxes.get(tid)
+            visible = mask is not None and box is not None and state != TrackState.LOST
             tracks.append(
                 Track(
                     id=tid,
                     label=self.identities.label(tid),
                     state=state,
                     score=float(scores.get(tid, 0.0)) if visible else 0.0,
-                    box=mask_to_box(mask) if visible else None,
+                    box=box if visible else None,
                     mask=rle_encode(mask) if visible else None,
                 )
             )

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import tomllib
 import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import yaml
 from pydantic import BaseModel
 
@@ -59,7 +59,8 @@ def check_dinotrack(cli: Any, args: list[str]) -> None:
 
 def shell_segments(script: str) -> list[list[str]]:
     """Simple commands of a shell script (split at ; && || | and newlines), as token lists."""
-    lexer = shlex.shlex(script.replace("\\\n", " "), posix=True, punctuation_chars=True)
+    text = script.replace("\\\n", " ")
+    lexer = shlex.shlex(text, posix=True, punctuation_chars="();<>|&\n")
     lexer.whitespace_split = True
     lexer.whitespace = " \t\r"
     segments: list[list[str]] = [[]]
@@ -90,7 +91,7 @@ def commands_of(argv: list[str] | str) -> list[list[str]]:
 
 
 def check_container_commands(cli: Any, argv: list[str] | str) -> list[list[str]]:
-    """Every ``dinotrack`` and ``ray`` invocation in ``argv`` is valid; returns the dinotrack ones."""
+    """Check the ``dinotrack`` and ``ray`` invocations in ``argv``; returns the dinotrack ones."""
     found = []
     for seg in commands_of(argv):
         if seg[0] == "dinotrack":
@@ -237,7 +238,7 @@ def test_dockerfile_installs_pyproject_and_runs_a_real_command(path: Path, cli):
             assert f"!{src.rstrip('/')}" in ignore or f"!{src.rstrip('/')}/" in ignore, (
                 f"{path.name}.dockerignore leaves '{src}' out of the build context"
             )
-    assert ["pyproject.toml"] == [s for *srcs, _ in copies for s in srcs if s.endswith(".toml")]
+    assert [s for *srcs, _ in copies for s in srcs if s.endswith(".toml")] == ["pyproject.toml"]
 
     apt = " ".join(r for r in runs if "apt-get install" in r)
     for lib in ("libgl1", "libglib2.0-0"):  # opencv's system libraries
@@ -366,7 +367,9 @@ def test_raycluster_head_and_gpu_workers_run_real_commands(manifests, cli, monke
     claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
               for v in pod["volumes"] if "persistentVolumeClaim" in v}  # fmt: skip
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
-    assert claims[mounts[CACHE]] in {name for kind, name in manifests if kind == "PersistentVolumeClaim"}
+    assert claims[mounts[CACHE]] in {
+        name for kind, name in manifests if kind == "PersistentVolumeClaim"
+    }
     ports = {p["containerPort"] for p in main["ports"]}
     metrics_port = workers[0][workers[0].index("--metrics-port") + 1]
     http_port = workers[0][workers[0].index("--http-port") + 1]

@@ -136,6 +136,9 @@ def test_cli_forms() -> None:
 def test_cli_file_forms(files: dict[str, Path]) -> None:
     mask = parse_mask_arg(str(files["binary"]))
     assert mask.object_ids() == [1] and mask.frame == 0
+    at_sign = files["binary"].rename(files["dir"] / "a@b.png")
+    assert parse_mask_arg(str(at_sign)).object_ids() == [1]
+    assert parse_mask_arg(f"{at_sign}@3").frame == 3
     ex = parse_exemplar_arg(f"{files['ref']}:20,30,50,50@7")
     assert ex.box == (20, 30, 50, 50) and ex.frame == 7 and ex.image == str(files["ref"])
     dets = parse_detections_arg(str(files["det"]))

@@ -21,6 +21,7 @@ from pipeline.prompts import (
     TextPrompt,
     resolve_prompt,
     resolve_prompts,
+    validate_prompts,
 )
 from tests.prompts.conftest import ExclusiveBoxSegmenter, H, RedDetector, W, blank_features, scene
 
@@ -155,3 +156,28 @@ def test_feature_segmenter_segments_a_box_prompt() -> None:
     (obs,) = resolve_prompts([prompt], frames[0], fm, segmenters.FeatureSegmenter())
     truth = box_to_mask(boxes[0], *frames[0].shape[:2])
     assert mask_iou(obs.mask, truth) > 0.7
+
+
+def test_exemplar_enrolled_on_one_frame_finds_the_square_later() -> None:
+    """Real MobileNetV2 features: enrol the textured square of frame 0, find it in frame 20."""
+    mobilenet = pytest.importorskip("pipeline.models.mobilenet")
+    from pipeline.masks import box_iou
+    from tests.conftest import moving_square_frames
+
+    frames, boxes = moving_square_frames(n=21)
+    backbone = mobilenet.MobileNetV2Backbone()
+    exemplar = Exemplar.from_reference(frames[0], boxes[0], backbone, name="square")
+    assert exemplar.background.shape == (4, backbone.channels)
+    fm = backbone.features([frames[20]])[0]
+    (box, score), *_ = exemplar.match(fm, 0.5)
+    assert score > 0.5
+    assert box_iou([box], [boxes[20]])[0, 0] > 0.6
+
+
+def test_exemplar_threshold_outside_cosine_range_is_refused(files: dict[str, Path]) -> None:
+    prompt = ExemplarPrompt(image=str(files["ref"]), box=(20, 30, 50, 50), threshold=1.5)
+    _, (err,) = validate_prompts([prompt], W, H)
+    assert str(err) == (
+        "prompt 0 (exemplar 'ref.png'): threshold 1.5 is outside -1..1 — give a cosine "
+        "similarity, e.g. 0.5"
+    )

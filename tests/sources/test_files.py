@@ -126,3 +126,21 @@ def test_file_end_is_an_eof_event(clips, event_log):
     list(open_source(str(clips["cfr"]), "c", SourceConfig(stride=10), on_event=event_log).frames())
     assert event_log.kinds == ["source.eof"]
     assert event_log.events[0].frame_index == 20 and event_log.events[0].source_id == "c"
+
+
+def test_real_footage_decord_and_odd_avi_with_pyav(shared_data):
+    footage = shared_data / "footage"
+    mp4, avi = footage / "01_dog.mp4", footage / "crowd_topdown_1280x720.avi"
+    if not (mp4.is_file() and avi.is_file()):
+        pytest.skip("footage clips not found in the shared data")
+    info = probe(str(mp4), SourceConfig(resize_short_side=360))
+    assert (info.reader, info.frames, info.width, info.height) == ("decord", 289, 640, 360)
+    assert info.fps == pytest.approx(29.97, abs=0.01)
+    # this AVI has an irregular interval (and decord reports garbage timestamps for it): PyAV
+    # reads it, with PTS from the container
+    source = open_source(str(avi), "crowd", SourceConfig(end=3))
+    frames = list(source.frames())
+    assert source.info.reader == "pyav" and source.info.frames == 341
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert [f.pts for f in frames] == pytest.approx([0.04, 0.08, 0.12])
+    assert frames[0].image.shape == (720, 1280, 3)

@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -226,3 +227,36 @@ def test_probe_of_a_live_stream(payload):
         "h264",
         "pyav",
     )
+
+
+def test_mjpeg_over_http(event_log):
+    jpegs = [cv2.imencode(".jpg", frame_image(i))[1].tobytes() for i in range(15)]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in jpegs:
+                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
+                time.sleep(0.01)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/video.mjpg"
+    got = []
+    try:
+        source = open_source(url, "cam", SourceConfig(reconnect=False, live_buffer=32), event_log)
+        assert source.info.codec == "mjpeg"
+        with pytest.raises(SourceError, match="disconnected"):  # the camera hangs up
+            for frame in source.frames():
+                got.append(frame)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [f.index for f in got] == list(range(15))
+    assert all(abs(float(f.image.mean()) - level(f.index)) < 3 for f in got)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.masks import box_to_mask, rle_encode
-from pipeline.outputs.redis_streams import Publisher, PublishConfig, connect
+from pipeline.outputs.redis_streams import PublishConfig, Publisher, connect
 from pipeline.outputs.render import RenderConfig, track_color
 from pipeline.sources import open_source
 from pipeline.types import FrameResult, Track, TrackState
@@ -65,7 +65,7 @@ def _frame(clip: Path, index: int) -> np.ndarray:
 
 
 def _assert_overlay(image: np.ndarray, clip: Path, box: tuple[int, int, int, int]) -> None:
-    """Inside the mask the pixels are the frame blended with track 1's colour; outside, the frame."""
+    """In the mask: the frame blended with track 1's colour; outside: the frame itself."""
     plain = _frame(clip, LAST).astype(float)
     x0, y0, x1, y1 = box
     inner = (slice(y0 + 8, y1 - 8), slice(x0 + 8, x1 - 8))
@@ -152,7 +152,7 @@ def test_in_chromium_page_lists_source_and_live_view_shows_overlay(served, tmp_p
     assert 'class="running"' in dom
     live = _chromium(["--virtual-time-budget=3000", "--dump-dom", f"{server.url}/source/{SID}"],
                      tmp_path).stdout  # fmt: skip
-    assert f'{server.url}/source/{SID}/latest.jpg?t=' in live  # the page's refresh loaded a JPEG
+    assert f"{server.url}/source/{SID}/latest.jpg?t=" in live  # the page's refresh loaded a JPEG
     assert f"running · frame {LAST} · {LAST + 1} / 30 frames · 12.5 fps" in live
     shot = tmp_path / "live.png"
     _chromium(["--window-size=400,500", f"--screenshot={shot}",

@@ -36,7 +36,9 @@ def test_module_functions_update_the_registry():
     metrics.count_publish(sid, errors=1, retries=2)
     metrics.observe_model_load("mobilenetv2-imagenet", 1.5)
     assert _value("dinotrack_stage_seconds_count", stage="features", source=sid) == 2
-    assert _value("dinotrack_stage_seconds_sum", stage="features", source=sid) == pytest.approx(0.42)
+    assert _value("dinotrack_stage_seconds_sum", stage="features", source=sid) == pytest.approx(
+        0.42
+    )
     assert _value("dinotrack_stage_seconds_bucket", stage="features", source=sid, le="0.25") == 1
     assert _value("dinotrack_frames_total", source=sid, kind="in") == 5
     assert _value("dinotrack_frames_total", source=sid, kind="out") == 4

@@ -1,0 +1,240 @@
+"""Identity manager on synthetic scenes: boxes with prototypes that move, cross, hide and return."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.tracking.identities import IdentityConfig, IdentityManager, TrackedObject
+from pipeline.types import Observation, TrackState
+
+DIM = 32
+
+
+def _prototypes(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Well separated unit vectors (one per object)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(DIM, DIM)))
+    return [q[:, i].astype(np.float32) for i in range(n)]
+
+
+def _noisy(v: np.ndarray, rng: np.random.Generator, amount: float = 0.05) -> np.ndarray:
+    w = v + rng.normal(0, amount / np.sqrt(DIM), size=v.shape).astype(np.float32)
+    return w / np.linalg.norm(w)
+
+
+def _box(cx: float, cy: float, w: float = 40, h: float = 80) -> tuple[float, float, float, float]:
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def _step(
+    manager: IdentityManager,
+    frame: int,
+    objects: dict[str, tuple | None],
+    protos: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    tracked_ids: dict[str, int] | None = None,
+):
+    """Feed one frame: visible objects become observations (shuffled); objects already tracked
+    are reported by "propagation" with a high score when visible and 0 when hidden."""
+    names = [n for n, b in objects.items() if b is not None]
+    rng.shuffle(names)
+    observations = [Observation(box=objects[n]) for n in names]
+    prototypes = [_noisy(protos[n], rng) for n in names]
+    tracked = []
+    for name, tid in (tracked_ids or {}).items():
+        box = objects.get(name)
+        if manager.state(tid) in (TrackState.TENTATIVE, TrackState.ACTIVE):
+            tracked.append(
+                TrackedObject(tid, None, box, 0.9 if box is not None else 0.0, protos[name])
+            )
+    update = manager.update(frame, tracked, observations, prototypes)
+    ids = {}
+    for oi, tid in {**update.matched, **update.born, **update.recovered}.items():
+        ids[names[oi]] = tid
+    return update, ids
+
+
+def test_ids_survive_crossing_objects() -> None:
+    """Two objects walk through each other; each keeps its id through the overlap."""
+    rng = np.random.default_rng(1)
+    protos = dict(zip("ab", _prototypes(2), strict=True))
+    manager = IdentityManager(IdentityConfig(confirm_frames=2))
+    first: dict[str, int] = {}
+    seen: dict[str, set[int]] = {"a": set(), "b": set()}
+    for f in range(40):
+        objects = {"a": _box(50 + 6 * f, 100), "b": _box(290 - 6 * f, 104)}
+        _, ids = _step(manager, f, objects, protos, rng, first)
+        for name, tid in ids.items():
+            first.setdefault(name, tid)
+            seen[name].add(tid)
+    assert seen == {"a": {first["a"]}, "b": {first["b"]}}
+    assert first["a"] != first["b"]
+    assert manager.state(first["a"]) == TrackState.ACTIVE
+
+
+def test_occluded_object_is_lost_then_recovered_with_its_id() -> None:
+    rng = np.random.default_rng(2)
+    protos = dict(zip("ab", _prototypes(2), strict=True))
+    manager = IdentityManager(IdentityConfig(confirm_frames=2, lost_timeout_frames=50))
+    ids: dict[str, int] = {}
+    lost_at = recovered_at = None
+    for f in range(40):
+        hidden = 10 <= f < 22
+        objects = {
+            "a": None if hidden else _box(60 + 3 * f, 100),  # reappears further right
+            "b": _box(400, 300),
+        }
+        update, seen = _step(manager, f, objects, protos, rng, ids)
+        for name, tid in seen.items():
+            assert ids.setdefault(name, tid) == tid, f"{name} changed id at frame {f}"
+        if ids.get("a") in update.lost:
+            lost_at = f
+        if ids.get("a") in update.recovered.values():
+            recovered_at = f
+    assert (lost_at, recovered_at) == (10, 22)
+    kinds = [(e.kind, e.track_id) for e in manager.pop_events()]
+    a = ids["a"]
+    assert [k for k, t in kinds if t == a] == ["track.started", "track.lost", "track.recovered"]
+    assert manager.pop_events() == []
+
+
+def test_reid_rejects_a_different_object_in_the_same_place() -> None:
+    """A lost track is not given to a new object that looks different, even where it vanished."""
+    rng = np.random.default_rng(3)
+    protos = dict(zip("ab", _prototypes(2), strict=True))
+    manager = IdentityManager(IdentityConfig(confirm_frames=1))
+    _, ids = _step(manager, 0, {"a": _box(100, 100)}, protos, rng)
+    update, _ = _step(manager, 1, {}, protos, rng, ids)
+    assert update.lost == [ids["a"]]
+    update, new = _step(manager, 2, {"b": _box(100, 100)}, protos, rng, ids)
+    assert update.recovered == {} and new["b"] != ids["a"]
+    assert manager.state(ids["a"]) == TrackState.LOST
+
+
+def test_tentative_confirmed_after_confirm_frames_and_dropped_when_unconfirmed() -> None:
+    rng = np.random.default_rng(4)
+    protos = dict(zip("ab", _prototypes(2), strict=True))
+    manager = IdentityManager(IdentityConfig(confirm_frames=3, tentative_max_misses=1))
+    ids: dict[str, int] = {}
+    states = []
+    for f in range(4):
+        objects = {"a": _box(100 + 2 * f, 100), "b": _box(300, 300) if f == 0 else None}
+        _, seen = _step(manager, f, objects, protos, rng, ids)
+        for k, v in seen.items():
+            ids.setdefault(k, v)
+        states.append(manager.state(ids["a"]))
+    assert states == [TrackState.TENTATIVE, TrackState.TENTATIVE, TrackState.ACTIVE] + [
+        TrackState.ACTIVE
+    ]
+    # "b" was seen once: dropped after tentative_max_misses + 1 frames, without events.
+    assert manager.state(ids["b"]) == TrackState.ENDED
+    events = manager.pop_events()
+    assert [(e.kind, e.track_id, e.frame_index) for e in events] == [("track.started", ids["a"], 2)]
+
+
+def test_lost_track_ends_after_timeout_and_ids_are_never_reused() -> None:
+    rng = np.random.default_rng(5)
+    protos = dict(zip("ab", _prototypes(2), strict=True))
+    manager = IdentityManager(IdentityConfig(confirm_frames=1, lost_timeout_frames=5), "cam")
+    _, ids = _step(manager, 0, {"a": _box(100, 100)}, protos, rng)
+    ended_at = None
+    for f in range(1, 10):
+        update, _ = _step(manager, f, {}, protos, rng, ids)
+        if update.ended:
+            ended_at = f
+            assert update.ended == [ids["a"]]
+    assert ended_at == 6  # lost at 1, timeout 5 frames
+    assert manager.state(ids["a"]) == TrackState.ENDED
+    assert manager.live_ids() == [] and manager.state_dict()["tracks"] == []
+    # The same object coming back now is a new track with a new id.
+    _, again = _step(manager, 10, {"a": _box(100, 100)}, protos, rng)
+    assert again["a"] > ids["a"]
+    events = manager.pop_events()
+    assert [e.kind for e in events] == [
+        "track.started",
+        "track.lost",
+        "track.ended",
+        "track.started",
+    ]
+    assert {e.source_id for e in events} == {"cam"}
+    with pytest.raises(KeyError, match="never given out"):
+        manager.state(99)
+
+
+def test_prompts_always_start_confirmed_tracks() -> None:
+    manager = IdentityManager()
+    box = _box(100, 100)
+    first = manager.update(0, [], [Observation(box=box, label="dog", from_prompt=True)], [None])
+    tid = first.born[0]
+    assert manager.state(tid) == TrackState.ACTIVE and manager.label(tid) == "dog"
+    tracked = [TrackedObject(tid, None, box, 0.9, None)]
+    second = manager.update(1, tracked, [Observation(box=box, from_prompt=True)], [None])
+    assert second.matched == {} and list(second.born) == [0]
+    assert second.born[0] != tid and manager.state(second.born[0]) == TrackState.ACTIVE
+
+
+def test_propagation_keeps_an_undetected_track_active_until_it_fades() -> None:
+    manager = IdentityManager(IdentityConfig(confirm_frames=1, lost_score=0.3))
+    tid = manager.update(0, [], [Observation(box=_box(50, 50))], [None]).born[0]
+    for f, score in enumerate([0.8, 0.6, 0.4], start=1):
+        update = manager.update(f, [TrackedObject(tid, None, _box(50, 50), score, None)], [], [])
+        assert update.lost == [] and manager.state(tid) == TrackState.ACTIVE
+    update = manager.update(4, [TrackedObject(tid, None, _box(50, 50), 0.2, None)], [], [])
+    assert update.lost == [tid]
+
+
+def test_mask_iou_decides_between_overlapping_boxes() -> None:
+    """Two observations share one box; each goes to the track whose propagated mask it overlaps."""
+    h, w = 60, 60
+    left = np.zeros((h, w), bool)
+    left[10:50, 10:30] = True
+    right = np.zeros((h, w), bool)
+    right[10:50, 30:50] = True
+    left_box, right_box = (10.0, 10.0, 30.0, 50.0), (30.0, 10.0, 50.0, 50.0)
+    manager = IdentityManager(IdentityConfig(confirm_frames=1))
+    births = [Observation(box=left_box, mask=left), Observation(box=right_box, mask=right)]
+    born = manager.update(0, [], births, [None, None]).born
+    tracked = [
+        TrackedObject(born[0], left, left_box, 0.9, None),
+        TrackedObject(born[1], right, right_box, 0.9, None),
+    ]
+    union = (10.0, 10.0, 50.0, 50.0)  # box IoU 0.5 with either track: only the masks tell
+    observations = [Observation(box=union, mask=right), Observation(box=union, mask=left)]
+    update = manager.update(1, tracked, observations, [None, None])
+    assert update.matched == {0: born[1], 1: born[0]}
+
+
+def test_gallery_is_bounded_and_state_dict_round_trips() -> None:
+    rng = np.random.default_rng(6)
+    protos = dict(zip("ab", _prototypes(2), strict=True))
+    config = IdentityConfig(confirm_frames=1, gallery_size=3, gallery_interval=1)
+    manager = IdentityManager(config, "cam")
+    ids: dict[str, int] = {}
+    for f in range(12):
+        objects = {"a": _box(100 + 4 * f, 100), "b": None if f >= 8 else _box(300, 200)}
+        _, seen = _step(manager, f, objects, protos, rng, ids)
+        for k, v in seen.items():
+            ids.setdefault(k, v)
+    state = json.loads(json.dumps(manager.state_dict()))
+    assert all(len(t["gallery"]) <= 3 for t in state["tracks"])
+    restored = IdentityManager(config, "cam")
+    restored.load_state_dict(state)
+    assert restored.state_dict() == state
+    assert restored.state(ids["b"]) == TrackState.LOST
+    # Both continue identically: "b" comes back and is recovered by both.
+    decisions = []
+    for m in (manager, restored):
+        update, seen = _step(
+            m, 12, {"a": _box(148, 100), "b": _box(300, 200)}, protos, np.random.default_rng(7), ids
+        )
+        decisions.append((update.recovered, update.matched, update.born, seen))
+    assert decisions[0] == decisions[1]
+    assert decisions[0][3] == ids
+
+
+def test_prototypes_must_match_observations() -> None:
+    with pytest.raises(ValueError, match="one prototype"):
+        IdentityManager().update(0, [], [Observation(box=(0, 0, 1, 1))], [])

@@ -1,0 +1,203 @@
+"""Long archives in parallel chunks, stitched into one continuous run.
+
+The frame range is cut into ``n`` chunks. Each chunk runs as its own source (its own source and
+tracker actors; the backbone actor is shared and batches across them) and publishes to a temporary
+stream. Chunk k > 0 starts ``overlap`` frames early: the objects of the prompts are found there by
+their appearance (each prompt object's patch-feature prototype, enrolled on its prompt frame, is
+matched as an exemplar), and tracked through the overlap. When the chunks are done, chunk k's ids
+are mapped to chunk k-1's by mask IoU over the overlap frames (`pipeline.tracking.stitch`), and the
+frames are published in order to ``dinotrack:<source-id>:frames`` with the global ids; the temporary
+keys are removed. Only box and mask prompts can be carried into later chunks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import redis
+
+from pipeline.outputs.redis_streams import Publisher, read_frames
+from pipeline.settings import Settings
+from pipeline.tracking.stitch import IdStitcher, match_ids
+from pipeline.types import FrameResult, Track
+from pipeline.wire import PREFIX, Event
+from workers.actors import BackboneActor
+from workers.runner import ProgressFn, RunSummary, SourceRun, init_ray
+from workers.service import merge_settings
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start: int  # first frame this chunk publishes
+    end: int  # one past its last frame
+    warm_start: int  # first frame it processes (start - overlap, for k > 0)
+
+
+def plan_chunks(total: int, n: int, overlap: int, stride: int = 1) -> list[Chunk]:
+    """``n`` contiguous chunks of ``[0, total)`` (boundaries on the stride grid)."""
+    n = max(1, min(n, total // max(2 * overlap, 1) or 1))
+    bounds = [round(total * k / n) // stride * stride for k in range(n + 1)]
+    bounds[-1] = total
+    warm = (overlap // stride) * stride
+    return [
+        Chunk(k, bounds[k], bounds[k + 1], max(0, bounds[k] - warm * (k > 0)))
+        for k in range(n)
+        if bounds[k + 1] > bounds[k]
+    ]
+
+
+def auto_chunks(total: int) -> int:
+    """One chunk per 1,000 frames, at most one per CPU Ray offers."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(cpus, total // 1000))
+
+
+def carried_prompts(
+    settings: Settings, uri: str, prompts: list[dict], frame: int, threshold: float = 0.25
+) -> list[dict]:
+    """The prompt objects as exemplar prompts acting at ``frame`` (for a later chunk)."""
+    from pipeline.models.registry import build_backbone
+    from pipeline.prompts import BoxPrompt, Exemplar, ExemplarPrompt, MaskPrompt, prompts_from_json
+    from pipeline.sources import open_source
+
+    parsed = prompts_from_json({"prompts": prompts})
+    unsupported = [p.kind for p in parsed if not isinstance(p, (BoxPrompt, MaskPrompt))]
+    if unsupported:
+        raise ValueError(
+            f"chunked runs carry only box and mask prompts into later chunks, not "
+            f"{', '.join(sorted(set(unsupported)))} — run with --chunks 1"
+        )
+    backbone = build_backbone(settings.backbone)
+    carried: list[dict] = []
+    for p in parsed:
+        source = open_source(uri, "enrol", settings.source)
+        try:
+            image = next(source.frames(start=p.frame)).image
+        finally:
+            source.close()
+        regions = [p.box] if isinstance(p, BoxPrompt) else list(p.object_masks().values())
+        for region in regions:
+            exemplar = Exemplar.from_reference(image, region, backbone)
+            prompt = ExemplarPrompt(exemplar=exemplar, frame=frame, label=p.label,
+                                    threshold=threshold, max_matches=1)  # fmt: skip
+            carried.append(prompt.to_json())
+    return carried
+
+
+def run_chunked(
+    settings: Settings,
+    uri: str,
+    source_id: str,
+    prompts: list[dict],
+    redis_url: str,
+    chunks: int,
+    overlap: int = 8,
+    on_progress: ProgressFn | None = None,
+) -> RunSummary:
+    """Process ``uri`` in ``chunks`` parallel chunks and publish one stitched, ordered result."""
+    from pipeline.sources import probe
+
+    init_ray(settings)
+    info = probe(uri, settings.source)
+    if not info.frames:
+        raise ValueError(f"'{uri}' has no known frame count: chunks need a file or image folder")
+    plan = plan_chunks(info.frames, chunks, overlap, settings.source.stride)
+    client = redis.Redis.from_url(redis_url)
+    backbone = BackboneActor.options(max_restarts=-1).remote(settings)
+    t0 = time.perf_counter()
+    runs: list[SourceRun] = []
+    done = [0] * len(plan)
+
+    def progress(k: int):
+        def fn(n: int, _total: int | None) -> None:
+            done[k] = n
+            if on_progress:
+                on_progress(sum(done), info.frames)
+
+        return fn
+
+    for c in plan:
+        chunk_prompts = prompts if c.index == 0 else carried_prompts(
+            settings, uri, prompts, c.warm_start
+        )  # fmt: skip
+        chunk_settings = merge_settings(settings, {"source": {"start": c.warm_start, "end": c.end}})
+        run = SourceRun(chunk_settings, uri, _chunk_id(source_id, c.index), chunk_prompts,
+                        redis_url, backbone=backbone, on_progress=progress(c.index))  # fmt: skip
+        runs.append(run)
+    threads = [threading.Thread(target=r.run, name=f"chunk-{i}") for i, r in enumerate(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    summary = RunSummary(source_id, total=info.frames, backbone=runs[0].summary.backbone)
+    errors = [f"chunk {i}: {r.summary.error}" for i, r in enumerate(runs) if r.summary.error]
+    publisher = Publisher(client, source_id, settings.publish)
+    publisher.set_state(status="running", source=uri, total=info.frames, last_error="")
+    stitcher = IdStitcher()
+    previous: list[FrameResult] = []
+    for c, run in zip(plan, runs, strict=True):
+        results = read_frames(client, _chunk_id(source_id, c.index), start=c.warm_start)
+        overlap_frames, mapping = [], None
+        for r in results:
+            if r.frame_index < c.start:
+                overlap_frames.append(r)
+                continue
+            if mapping is None:
+                mapping = _mapping(stitcher, run, previous, overlap_frames)
+            out = _remap(r, mapping, source_id)
+            publisher.publish(out)
+            summary.frames += 1
+            summary.last_frame = out.frame_index
+            summary.tracks.update(t.id for t in out.tracks)
+        tail = read_frames(
+            client, _chunk_id(source_id, c.index), start=max(c.start, c.end - overlap)
+        )
+        previous = [_remap(r, mapping or {}, source_id) for r in tail]
+        summary.restarts += run.summary.restarts
+    summary.error = "; ".join(errors) or None
+    summary.seconds = time.perf_counter() - t0
+    publisher.event(Event("source.error" if errors else "source.eof", source_id, time.time(),
+                          message=summary.error))  # fmt: skip
+    publisher.flush(block=True)
+    publisher.set_state(status=summary.status, frames_done=summary.frames,
+                        fps=round(summary.fps, 2), last_error=summary.error or "")  # fmt: skip
+    summary.publish = {
+        "published": publisher.stats.published,
+        "duplicates": publisher.stats.duplicates,
+        "dropped": publisher.stats.dropped,
+    }
+    for c in plan:
+        _cleanup(client, _chunk_id(source_id, c.index))
+    ray.kill(backbone, no_restart=True)
+    return summary
+
+
+def _mapping(stitcher: IdStitcher, run: SourceRun, previous: list[FrameResult],
+             overlap_frames: list[FrameResult]) -> dict[int, int]:  # fmt: skip
+    ids = run.summary.tracks
+    matches = match_ids(previous, overlap_frames) if previous else {}
+    return stitcher.mapping(ids, matches)
+
+
+def _remap(result: FrameResult, mapping: dict[int, int], source_id: str) -> FrameResult:
+    tracks = [
+        Track(mapping.get(t.id, t.id), t.label, t.state, t.score, t.box, t.mask)
+        for t in result.tracks
+    ]
+    return FrameResult(source_id, result.frame_index, result.pts, result.wall_time, result.width,
+                       result.height, result.backbone, tracks)  # fmt: skip
+
+
+def _chunk_id(source_id: str, index: int) -> str:
+    return f"{source_id}~chunk{index}"
+
+
+def _cleanup(client: redis.Redis, chunk_source_id: str) -> None:
+    keys: list[Any] = [f"{PREFIX}:{chunk_source_id}:{k}"
+                       for k in ("frames", "events", "state", "control", "checkpoint")]  # fmt: skip
+    client.delete(*keys)
