@@ -437,7 +437,7 @@ def export(
 
 def _frame_names(client, source_id: str) -> dict[int, str] | None:
     """Input frame names of an image-folder source (recorded at run time), for DAVIS exports."""
-    from pipeline.sources import list_images
+    from pipeline.sources.images import list_images
     from pipeline.wire import state_key
 
     uri = client.hget(state_key(source_id), "source")

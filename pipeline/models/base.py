@@ -43,7 +43,7 @@ class MaskRequest:
 
 @dataclass
 class MaskProposal:
-    """A segmenter's answer for one request: (H, W) bool mask and its predicted quality in [0, 1]."""
+    """A segmenter's answer for one request: (H, W) bool mask and its predicted quality (0-1)."""
 
     mask: np.ndarray
     score: float

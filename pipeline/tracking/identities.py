@@ -73,6 +73,9 @@ class IdentityConfig(pydantic.BaseModel):
     min_iou: float = pydantic.Field(0.1, ge=0.0, le=1.0)
     """Least overlap of an observation with a tentative or active track's predicted or propagated
     box (or mask) to match it; appearance only chooses among overlapping candidates."""
+    reid_discount: float = pydantic.Field(0.5, gt=0.0, le=1.0)
+    """Lost tracks' match scores are scaled by this in the one assignment, so that a tentative or
+    active track wins an observation that a lost track could also take."""
     gate: float = pydantic.Field(1.0, gt=0.0)
     """Greatest centre distance, relative to sqrt(track box area), for tentative/active tracks."""
     reid_gate: float | None = pydantic.Field(4.0, gt=0.0)
@@ -369,8 +372,10 @@ class IdentityManager:
                 appearance = self._appearance(ident, protos[oi], prop, lost)
                 if lost and appearance is not None and appearance < cfg.reid_threshold:
                     continue
-                score[r, j] = self._combine(overlap, appearance)
-        feasible = score >= cfg.min_match_score
+                combined = self._combine(overlap, appearance)
+                if combined >= cfg.min_match_score:
+                    score[r, j] = combined * (cfg.reid_discount if lost else 1.0)
+        feasible = score >= 0
         rows, cols = linear_sum_assignment(-np.where(feasible, score, -1e3))
         return [
             (candidates[r], idents[c].track_id)

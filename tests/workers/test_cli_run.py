@@ -1,5 +1,6 @@
 """End to end: `dinotrack run` on a generated clip, through real Ray actors into a real Redis."""
 
+import json
 import os
 import subprocess
 import sys
@@ -78,10 +79,43 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, square_clip, redis_url:
             "127.0.0.1:1",
         ),  # fmt: skip
     }
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+
+    runner = CliRunner()
     for name, (args, needle) in cases.items():
-        proc = dinotrack(*args, timeout=60)
-        assert proc.returncode != 0, name
-        assert "Traceback" not in proc.stderr, (name, proc.stderr)
-        assert needle in proc.stderr, (name, proc.stderr)
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
-        assert len(lines) >= 1, (name, proc.stderr)
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (name, result.exit_code, result.stderr)
+        assert result.exception is None or isinstance(result.exception, SystemExit), name
+        assert "Traceback" not in result.stderr, (name, result.stderr)
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and needle in errors[0], (name, result.stderr)
+
+
+def test_embedded_redis_keeps_results_for_tail_and_export(square_clip, tmp_path: Path) -> None:
+    """No --redis: the run starts an embedded server in --data-dir; later commands find the data."""
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+
+    path, boxes = square_clip
+    data = tmp_path / "data"
+    x0, y0, x1, y1 = boxes[0]
+    proc = dinotrack("run", str(path), "--box", f"{x0},{y0},{x1},{y1}", "--data-dir", str(data),
+                     "--end", "12", "--backbone", "mobilenetv2-imagenet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "embedded Redis started at redis://127.0.0.1:" in proc.stderr
+    assert (data / "appendonly.aof").exists() or (data / "dump.rdb").exists()
+    runner = CliRunner()
+    tail = runner.invoke(app, ["tail", "square", "--data-dir", str(data), "--json"])
+    assert tail.exit_code == 0, tail.stderr
+    lines = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert [d["frame_index"] for d in lines] == list(range(12))
+    out = tmp_path / "tracks.txt"
+    export = runner.invoke(app, ["export", "--source-id", "square", "--format", "mot",
+                                 "--out", str(out), "--data-dir", str(data)])  # fmt: skip
+    assert export.exit_code == 0, export.stderr
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert len(rows) == 12 and rows[0][:2] == ["1", "1"]
+    assert abs(float(rows[0][2]) - x0) < 8 and abs(float(rows[0][4]) - (x1 - x0)) < 12

