@@ -11,7 +11,8 @@ Variants (``--variants``, comma-separated; default all):
   neighbourhood mask, first frame + 7 previous, top-5, radius 12, temperature 0.1), 96-channel
   stride-16 MobileNetV2 features, bilinear upsampling: the reference point.
 * ``s16``: the same settings through the Tracker (banded neighbourhood computation, bilinear).
-* ``s8``: the product default: fused stride-8 features, banded, guided-filter upsampling.
+* ``s8``: the product default: fused stride-8 features, radius 18, banded, guided upsampling.
+* ``s8-r12``: the same with DINO's radius 12 (cells; 96 input pixels at stride 8).
 * ``s8-bilinear``, ``s8-mem3`` (3 previous frames), ``s8-top10``, ``s8-r8`` (radius 8),
   ``s8-norm`` (per-channel normalisation before the arg-max).
 
@@ -129,9 +130,11 @@ def variants() -> dict[str, tuple[int, TrackerConfig | None]]:
     """name -> (feature stride, tracker config; None for the dense DINO reference)."""
     s8 = TrackerConfig()
     p = s8.propagation
+    dino = p.model_copy(update={"radius": 12})
     return {
         "s16-dense": (16, None),
-        "s16": (16, TrackerConfig(upsample="bilinear")),
+        "s16": (16, TrackerConfig(upsample="bilinear", propagation=dino)),
+        "s8-r12": (8, TrackerConfig(propagation=dino)),
         "s8": (8, s8),
         "s8-bilinear": (8, TrackerConfig(upsample="bilinear")),
         "s8-mem3": (8, TrackerConfig(propagation=p.model_copy(update={"memory_frames": 3}))),

@@ -37,6 +37,8 @@ class RayConfig(BaseModel):
     max_in_flight: int = 8
     """Frames of one source between decode and publish at once (backpressure)."""
     include_dashboard: bool = False
+    model_gpus: float | None = None
+    """GPU share of each model actor (backbone, SAM); None: 0.5 where Ray sees GPUs, else 0."""
 
 
 class Settings(BaseSettings):

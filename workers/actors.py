@@ -155,6 +155,55 @@ class BackboneActor(_Metered):
                 future.set_result(fmap)
 
 
+def _gpu_share(settings: Settings) -> float:
+    """``ray.model_gpus``, or half a GPU per model actor where Ray sees GPUs (else none)."""
+    if settings.ray.model_gpus is not None:
+        return settings.ray.model_gpus
+    return 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def start_backbone(settings: Settings) -> Any:
+    """A `BackboneActor` for these settings (restarted by Ray if it dies)."""
+    return BackboneActor.options(max_restarts=-1, num_gpus=_gpu_share(settings)).remote(settings)
+
+
+@ray.remote(num_cpus=STAGE_CPUS, max_concurrency=8)
+class SegmenterActor(_Metered):
+    """A heavy segmenter (SAM) shared by the trackers of a worker; used on keyframes only."""
+
+    def __init__(self, settings: Settings):
+        from pipeline.models.registry import build_segmenter
+
+        _torch_threads(max(1, (os.cpu_count() or 2) - 1))
+        self.metrics = MetricsBuffer()
+        t0 = time.perf_counter()
+        self.segmenter = build_segmenter(settings.segmenter, settings.sam)
+        self.metrics.observe_model_load(settings.segmenter, time.perf_counter() - t0)
+        self._lock = threading.Lock()
+
+    def segment(self, image: Any, features: FeatureMap, requests: list) -> list:
+        with self._lock:  # one image embedding at a time
+            return self.segmenter.segment(image, features, requests)
+
+
+class RemoteSegmenter:
+    """The `Segmenter` protocol over a `SegmenterActor` (what a tracker holds in a worker)."""
+
+    def __init__(self, handle: Any, name: str):
+        self.handle = handle
+        self.name = name
+
+    def segment(self, image: Any, features: FeatureMap, requests: list) -> list:
+        return ray.get(self.handle.segment.remote(image, features, requests))
+
+
+def start_segmenter(settings: Settings) -> Any:
+    """A shared `SegmenterActor` for heavy segmenters; None for ``none`` (built in each tracker)."""
+    if settings.segmenter == "none":
+        return None
+    return SegmenterActor.options(max_restarts=-1, num_gpus=_gpu_share(settings)).remote(settings)
+
+
 @ray.remote(num_cpus=STAGE_CPUS)
 class TrackerActor(_Metered):
     """Holds one source's tracker (its bounded memory) and the segmenter for its prompts."""
@@ -166,6 +215,7 @@ class TrackerActor(_Metered):
         backbone_name: str,
         prompts: list[dict],
         state: dict | None = None,
+        segmenter: Any = None,
     ):
         from pipeline.models.registry import build_segmenter
         from pipeline.tracking.tracker import Tracker
@@ -173,7 +223,10 @@ class TrackerActor(_Metered):
         _torch_threads(1)
         self.metrics = MetricsBuffer()
         self.source_id = source_id
-        segmenter = build_segmenter(settings.segmenter, settings.sam)
+        if segmenter is None:
+            segmenter = build_segmenter(settings.segmenter, settings.sam)
+        else:
+            segmenter = RemoteSegmenter(segmenter, settings.segmenter)
         self.tracker = Tracker(source_id, settings.tracker, segmenter, backbone_name)
         self.last_index: int | None = None
         if state is not None:

@@ -25,7 +25,7 @@ from pipeline.settings import Settings
 from pipeline.tracking.stitch import IdStitcher, match_ids
 from pipeline.types import FrameResult, Track
 from pipeline.wire import PREFIX, Event
-from workers.actors import BackboneActor
+from workers.actors import start_backbone, start_segmenter
 from workers.runner import ProgressFn, RunSummary, SourceRun, init_ray
 from workers.service import merge_settings
 
@@ -108,7 +108,7 @@ def run_chunked(
         raise ValueError(f"'{uri}' has no known frame count: chunks need a file or image folder")
     plan = plan_chunks(info.frames, chunks, overlap, settings.source.stride)
     client = redis.Redis.from_url(redis_url)
-    backbone = BackboneActor.options(max_restarts=-1).remote(settings)
+    backbone, segmenter = start_backbone(settings), start_segmenter(settings)
     t0 = time.perf_counter()
     runs: list[SourceRun] = []
     done = [0] * len(plan)
@@ -127,7 +127,8 @@ def run_chunked(
         )  # fmt: skip
         chunk_settings = merge_settings(settings, {"source": {"start": c.warm_start, "end": c.end}})
         run = SourceRun(chunk_settings, uri, _chunk_id(source_id, c.index), chunk_prompts,
-                        redis_url, backbone=backbone, on_progress=progress(c.index))  # fmt: skip
+                        redis_url, backbone=backbone, segmenter=segmenter,
+                        on_progress=progress(c.index))  # fmt: skip
         runs.append(run)
     threads = [threading.Thread(target=r.run, name=f"chunk-{i}") for i, r in enumerate(runs)]
     for t in threads:
@@ -173,7 +174,9 @@ def run_chunked(
     }
     for c in plan:
         _cleanup(client, _chunk_id(source_id, c.index))
-    ray.kill(backbone, no_restart=True)
+    for actor in (backbone, segmenter):
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
     return summary
 
 

@@ -24,7 +24,7 @@ import redis
 
 from pipeline.settings import Settings
 from pipeline.wire import Event, control_key, decode_control
-from workers.actors import BackboneActor, PublisherActor, SourceActor, TrackerActor
+from workers.actors import PublisherActor, SourceActor, TrackerActor, start_backbone
 
 log = logging.getLogger("dinotrack.runner")
 
@@ -87,6 +87,7 @@ class SourceRun:
         prompts: Prompt JSON dicts (``pipeline.prompts`` format), applied at their frames.
         redis_url: Where results go.
         backbone: A shared `BackboneActor` (a worker's); None creates one for this run.
+        segmenter: A shared `SegmenterActor` for SAM; None builds the segmenter in the tracker.
         on_progress: Called with (frames done, total) after each published frame.
         checkpoint_every: Frames between tracker checkpoints (0: none, and no recovery).
         max_restarts: Recoveries from dead actors before the run fails.
@@ -101,6 +102,7 @@ class SourceRun:
         prompts: list[dict],
         redis_url: str,
         backbone: Any = None,
+        segmenter: Any = None,
         on_progress: ProgressFn | None = None,
         checkpoint_every: int = 50,
         max_restarts: int = 3,
@@ -118,6 +120,7 @@ class SourceRun:
         self.summary = RunSummary(source_id)
         self._backbone = backbone
         self._own_backbone = backbone is None
+        self._segmenter = segmenter
         self._client = redis.Redis.from_url(redis_url)
         self._control_cursor = _last_id(self._client, control_key(source_id))
         self._stop_requested = False
@@ -178,11 +181,11 @@ class SourceRun:
             raise StartFailed(_cause(exc)) from exc
         s.total = info.get("frames")
         if self._backbone is None:
-            self._backbone = BackboneActor.options(**opts).remote(self.settings)
+            self._backbone = start_backbone(self.settings)
         self.actors["backbone"] = self._backbone
         s.backbone = self._get(self._backbone.name.remote())
         tracker = TrackerActor.options(**opts).remote(
-            self.source_id, self.settings, s.backbone, self.prompts, state
+            self.source_id, self.settings, s.backbone, self.prompts, state, self._segmenter
         )
         self.actors["tracker"] = tracker
         self._get(tracker.pid.remote())

@@ -125,6 +125,7 @@ class Worker:
         self.running: dict[str, _Running] = {}
         self.finished: list[dict[str, Any]] = []
         self._backbones: dict[str, Any] = {}
+        self._segmenters: dict[str, Any] = {}
         self._lock = threading.Lock()
         try:
             self.client.xgroup_create(JOBS_STREAM, GROUP, id="0", mkstream=True)
@@ -209,8 +210,9 @@ class Worker:
         try:
             settings = merge_settings(self.settings, job.settings)
             prompts = self._valid_prompts(job, settings)
+            backbone, segmenter = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
-                            backbone=self._backbone(settings), resume=resumed)  # fmt: skip
+                            backbone=backbone, segmenter=segmenter, resume=resumed)  # fmt: skip
             summary = run.run()
             running.result = {"status": summary.status, "error": summary.error,
                               "frames": summary.frames}  # fmt: skip
@@ -245,18 +247,20 @@ class Worker:
             raise ValueError(f"every prompt of the job was refused: {'; '.join(refused)}")
         return [p.to_json() for p in valid]
 
-    def _backbone(self, settings: Settings) -> Any:
-        """The worker's shared backbone actor for these backbone settings (one per config)."""
+    def _models(self, settings: Settings) -> tuple[Any, Any]:
+        """The worker's shared backbone and segmenter actors for these settings (one per config)."""
         from pipeline.models.registry import resolve_backbone_name
-        from workers.actors import BackboneActor
+        from workers.actors import start_backbone, start_segmenter
 
-        name, _ = resolve_backbone_name(settings.backbone.name)
-        settings.backbone.name = name
-        key = settings.backbone.model_dump_json()
+        settings.backbone.name, _ = resolve_backbone_name(settings.backbone.name)
+        keys = (settings.backbone.model_dump_json(),
+                f"{settings.segmenter}|{settings.sam.model_dump_json()}")  # fmt: skip
         with self._lock:
-            if key not in self._backbones:
-                self._backbones[key] = BackboneActor.options(max_restarts=-1).remote(settings)
-            return self._backbones[key]
+            if keys[0] not in self._backbones:
+                self._backbones[keys[0]] = start_backbone(settings)
+            if keys[1] not in self._segmenters:
+                self._segmenters[keys[1]] = start_segmenter(settings)
+            return self._backbones[keys[0]], self._segmenters[keys[1]]
 
     def _reap(self) -> None:
         for entry_id, running in list(self.running.items()):

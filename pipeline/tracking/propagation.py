@@ -51,7 +51,7 @@ class PropagationConfig(BaseModel):
     memory_frames: int = Field(7, ge=0)
     max_references: int = Field(4, ge=1)
     topk: int = Field(5, ge=1)
-    radius: int = Field(12, ge=0)
+    radius: int = Field(18, ge=0)
     temperature: float = Field(0.1, gt=0)
     tile: int = Field(8, ge=1)
     skip_below: float = Field(1e-3, ge=0, lt=1)

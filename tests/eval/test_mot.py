@@ -153,3 +153,60 @@ def test_read_sequence_says_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "gt" / "gt.txt").write_text("1,1,0,0,1,1,1,-1,-1,-1\n")
     with pytest.raises(FileNotFoundError, match="video file"):
         read_sequence(tmp_path)
+
+
+def test_run_mot_on_a_synthetic_sequence(tmp_path: Path) -> None:
+    """Two textured squares walk past each other; with exact detections dinotrack keeps both
+    identities, and the peer (when the trackers package is installed) is scored beside it."""
+    from PIL import Image
+
+    from pipeline.eval.mot import run_mot
+    from pipeline.models.config import BackboneConfig, SegmenterConfig
+    from pipeline.models.mobilenet import MobileNetV2Backbone
+    from pipeline.models.registry import build_segmenter
+
+    seq = tmp_path / "SYN-1"
+    (seq / "img1").mkdir(parents=True)
+    (seq / "gt").mkdir()
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 80, size=(96, 128, 3)).astype(np.uint8)
+    colours = {1: (220, 40, 40), 2: (40, 60, 220)}
+    rows = []
+    for f in range(8):
+        img = background.copy()
+        for tid, (x, y) in {1: (10 + 8 * f, 20), 2: (90 - 8 * f, 50)}.items():
+            img[y : y + 24, x : x + 24] = colours[tid]
+            rows.append((f + 1, tid, x, y, 24, 24))
+        Image.fromarray(img).save(seq / "img1" / f"{f + 1:06d}.png")
+    write_mot(_rows(*rows), seq / "gt" / "gt.txt")
+    (seq / "seqinfo.ini").write_text(
+        "[Sequence]\nname=SYN-1\nimDir=img1\nframeRate=25\nseqLength=8\nimWidth=128\n"
+        "imHeight=96\nimExt=.png\n"
+    )
+    det = noisy_detections(
+        load_mot(seq / "gt" / "gt.txt"),
+        (128, 96),
+        NoiseConfig(drop_rate=0.0, jitter=0.0, fp_rate=0.0),
+    )
+    write_mot(det, tmp_path / "det.txt")
+    backbone = MobileNetV2Backbone(
+        BackboneConfig(name="mobilenetv2-imagenet", short_side=96, device="cpu")
+    )
+    segmenter = build_segmenter("none", SegmenterConfig(device="cpu"))
+    try:
+        import trackers  # noqa: F401
+
+        peers: tuple[str, ...] = ("bytetrack",)
+    except ImportError:
+        peers = ()
+    report = run_mot(
+        seq, tmp_path / "det.txt", tmp_path / "out" / "syn.txt", backbone, segmenter, peers=peers
+    )
+    assert report["sequence"] == "SYN-1" and report["frames"] == 8
+    ours = report["results"]["dinotrack-matched"]
+    assert (ours["IDSW"], ours["num_pred_ids"], ours["FP"]) == (0, 2, 0)
+    assert ours["IDF1"] > 90 and ours["MOTA"] > 85  # the first frame is tentative
+    assert (tmp_path / "out" / "syn.txt").is_file()
+    assert report["results"]["dinotrack"]["IDSW"] == 0
+    if peers:
+        assert report["results"]["bytetrack"]["IDSW"] == 0

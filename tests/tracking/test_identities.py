@@ -238,3 +238,12 @@ def test_gallery_is_bounded_and_state_dict_round_trips() -> None:
 def test_prototypes_must_match_observations() -> None:
     with pytest.raises(ValueError, match="one prototype"):
         IdentityManager().update(0, [], [Observation(box=(0, 0, 1, 1))], [])
+
+
+def test_remove_ends_a_track_and_keeps_its_id_retired() -> None:
+    manager = IdentityManager(IdentityConfig(confirm_frames=1), "cam")
+    tid = manager.update(0, [], [Observation(box=_box(50, 50))], [None]).born[0]
+    assert manager.remove(tid, frame_index=0) is True
+    assert manager.state(tid) == TrackState.ENDED and manager.remove(tid) is False
+    assert [(e.kind, e.message) for e in manager.pop_events()][-1] == ("track.ended", "removed")
+    assert manager.update(1, [], [Observation(box=_box(50, 50))], [None]).born[0] == tid + 1

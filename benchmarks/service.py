@@ -1,0 +1,449 @@
+"""The service layer's costs: Ray + Redis overhead, concurrent sources, chunks, live latency.
+
+1. overhead: end-to-end fps of `run_source` (Ray actors, embedded Redis) against the same backbone,
+   tracker and publisher in one plain loop, on the same clip and settings, alternated (A B A B) in
+   one process so both see the same machine load. Reported per run and as medians, both over the
+   whole run (model loading and actor start included) and in steady state (first to last
+   published frame).
+2. concurrency: N sources (same clip, distinct ids) through one `Worker` with ``max_sources`` = N:
+   total throughput, per-source fps (from each source's state hash), fairness (min/max, Jain).
+3. chunks: the clip in ``--chunks`` parallel chunks (`run_chunked`) against one `run_source`:
+   speed-up, and agreement of the stitched ids with the unchunked run's (per frame: the set of ids
+   with a mask; per id: mask IoU).
+4. live: a paced MJPEG stream served over HTTP on 127.0.0.1 (the clip's frames as JPEG parts at
+   ``--live-fps``) run through `SourceRun`; a consumer XREADs the frames stream and records receive
+   time minus each entry's ``wall_time`` (when the frame was decoded from the stream); after
+   ``--live-frames`` frames a stop goes through the control stream. p50/p95/max and drops.
+
+Usage: ``python benchmarks/service.py [--parts overhead,concurrency,chunks,live]``; prints JSON.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import os
+
+# One BLAS thread (set before numpy): multi-threaded OpenBLAS is erratic on a shared machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+import torch
+
+from pipeline.masks import mask_iou, rle_decode
+from pipeline.models.registry import build_backbone, build_segmenter
+from pipeline.outputs.redis_streams import Publisher, connect, read_frames
+from pipeline.prompts import prompts_from_json
+from pipeline.settings import Settings, load_settings
+from pipeline.sources import open_source
+from pipeline.tracking.tracker import Tracker
+from pipeline.types import FrameResult
+from pipeline.wire import Job, control_key, encode_control, frames_key, state_key
+from workers.chunks import run_chunked
+from workers.embedded_redis import EmbeddedRedis
+from workers.runner import SourceRun, init_ray, run_source
+from workers.service import Worker, submit_job
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = REPO.parent / "shared" / "data" / "footage" / "01_dog.mp4"
+DOG_BOX_720P = (450.0, 380.0, 700.0, 550.0)  # the dog at frame 0, in 1280x720 pixels
+PARTS = ("overhead", "concurrency", "chunks", "live")
+
+
+def load_avg() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def box_prompts(short_side: int, source_height: int = 720) -> list[dict]:
+    """The dog's box prompt in the decoded frame's pixels (decoded at ``short_side``)."""
+    scale = short_side / source_height
+    return [{"kind": "box", "box": [round(v * scale, 2) for v in DOG_BOX_720P], "frame": 0}]
+
+
+def make_settings(args: argparse.Namespace, end: int | None) -> Settings:
+    """The benchmark's settings; ``end`` limits the frames decoded (None: all)."""
+    return load_settings(
+        backbone={"name": args.backbone, "short_side": args.model_short_side},
+        source={"resize_short_side": args.short_side, "end": end},
+        ray={"num_cpus": args.ray_cpus, "max_in_flight": args.max_in_flight},
+    )
+
+
+def fps_figures(
+    frames: int, seconds: float, t0: float, first: float | None, last: float | None
+) -> dict:
+    """Whole-run fps, time to the first published frame, and fps from the first to the last."""
+    steady = (frames - 1) / (last - first) if first is not None and last and last > first else 0.0
+    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 3),
+            "first_frame_s": round(first - t0, 3) if first is not None else None,
+            "steady_fps": round(steady, 3)}  # fmt: skip
+
+
+def run_plain(settings: Settings, uri: str, source_id: str, prompts: list[dict], url: str) -> dict:
+    """The same stages in one process: decode -> features -> track -> publish + flush."""
+    t0 = time.perf_counter()
+    backbone = build_backbone(settings.backbone)
+    segmenter = build_segmenter(settings.segmenter, settings.sam)
+    tracker = Tracker(source_id, settings.tracker, segmenter, backbone.name)
+    tracker.add_prompts(prompts_from_json({"prompts": prompts}))
+    publisher = Publisher(connect(url), source_id, settings.publish)
+    source = open_source(uri, source_id, settings.source)
+    frames, first, last = 0, None, None
+    try:
+        for frame in source.frames():
+            fmap = backbone.features([frame.image])[0]
+            result = tracker.step(frame, fmap)
+            for event in tracker.pop_events():
+                publisher.event(event)
+            publisher.publish(result)
+            frames += 1
+            last = time.perf_counter()
+            first = first or last
+    finally:
+        source.close()
+    publisher.flush(block=True)
+    seconds = time.perf_counter() - t0
+    return fps_figures(frames, seconds, t0, first, last)
+
+
+def run_ray(settings: Settings, uri: str, source_id: str, prompts: list[dict], url: str) -> dict:
+    """`run_source` through the Ray actors (its own backbone actor, like a one-source run)."""
+    stamps: list[float] = []
+
+    def on_progress(done: int, total: int | None) -> None:
+        stamps.append(time.perf_counter())
+
+    t0 = time.perf_counter()
+    summary = run_source(settings, uri, source_id, prompts, url, on_progress=on_progress)
+    seconds = time.perf_counter() - t0
+    if summary.error:
+        raise RuntimeError(f"ray run of {source_id} failed: {summary.error}")
+    return fps_figures(summary.frames, seconds, t0, stamps[0] if stamps else None,
+                       stamps[-1] if stamps else None)  # fmt: skip
+
+
+def part_overhead(args: argparse.Namespace, uri: str, url: str) -> dict:
+    settings = make_settings(args, args.frames)
+    prompts = box_prompts(args.short_side)
+    runs: dict[str, list[dict]] = {"plain": [], "ray": []}
+    for rep in range(args.repeats):
+        for kind, fn in (("plain", run_plain), ("ray", run_ray)):
+            runs[kind].append(fn(settings, uri, f"overhead-{kind}-{rep}", prompts, url))
+    out: dict[str, Any] = {"runs": runs, "order": "plain, ray alternated"}
+    for key in ("fps", "steady_fps"):
+        plain = statistics.median(r[key] for r in runs["plain"])
+        ray_ = statistics.median(r[key] for r in runs["ray"])
+        out[f"median_{key}"] = {"plain": round(plain, 3), "ray": round(ray_, 3),
+                                "overhead_pct": round(100 * (plain / ray_ - 1), 1)}  # fmt: skip
+    out["overhead_definition"] = "plain_fps / ray_fps - 1 (extra time per frame through Ray+Redis)"
+    return out
+
+
+def jain(values: list[float]) -> float:
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if values else 0.0
+
+
+def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
+    import ray
+
+    client = redis.Redis.from_url(url)
+    prompts = box_prompts(args.short_side)
+    out: dict[str, Any] = {}
+    for n in args.concurrency:
+        settings = make_settings(args, args.concurrency_frames)
+        ids = [f"conc{n}-{i}" for i in range(n)]
+        worker = Worker(settings, url, name=f"bench-{n}", max_sources=n)
+        for sid in ids:
+            submit_job(client, Job(uri, sid, prompts))
+        t0 = time.perf_counter()
+        worker.run(max_jobs=n)
+        wall = time.perf_counter() - t0
+        # The worker keeps its shared backbone actors for later jobs; this one is done with them.
+        for actor in worker._backbones.values():
+            ray.kill(actor, no_restart=True)
+        failed = [j for j in worker.finished if j.get("status") != "finished"]
+        if failed:
+            raise RuntimeError(f"concurrency {n}: jobs did not finish: {failed}")
+        results = {sid: list(read_frames(client, sid)) for sid in ids}
+        frames = [len(results[sid]) for sid in ids]
+        per_source = [float(client.hget(state_key(sid), "fps") or 0) for sid in ids]
+        out[str(n)] = {
+            "sources": n,
+            "frames_per_source": frames,
+            "wall_s": round(wall, 2),
+            "total_fps": round(sum(frames) / wall, 3),
+            "per_source_fps": per_source,
+            "per_source_fps_source": "state hash 'fps': frames / the run's seconds (actor start "
+            "included)",
+            "min_max_ratio": round(min(per_source) / max(per_source), 3),
+            "jain_index": round(jain(per_source), 4),
+        }
+    return out
+
+
+def compare_runs(a: list[FrameResult], b: list[FrameResult]) -> dict:
+    """Per frame: do the ids with a mask agree; per id in both: mask IoU."""
+    by_index = {r.frame_index: r for r in b}
+    agree, ious, missing = 0, [], 0
+    for ra in a:
+        rb = by_index.get(ra.frame_index)
+        if rb is None:
+            missing += 1
+            continue
+        ma = {t.id: t.mask for t in ra.tracks if t.mask is not None}
+        mb = {t.id: t.mask for t in rb.tracks if t.mask is not None}
+        agree += set(ma) == set(mb)
+        ious.extend(mask_iou(rle_decode(ma[i]), rle_decode(mb[i])) for i in set(ma) & set(mb))
+    return {"frames_compared": len(a) - missing, "frames_missing": missing,
+            "ids_agree_fraction": round(agree / max(len(a) - missing, 1), 4),
+            "mean_iou_same_id": round(float(np.mean(ious)), 4) if ious else None}  # fmt: skip
+
+
+def write_clip(args: argparse.Namespace, uri: str, frames: int, path: Path) -> Path:
+    """The clip's first ``frames`` frames at the benchmark's size, as an MJPG AVI (a short archive:
+    `run_chunked` plans its chunks over a file's whole length)."""
+    import cv2
+
+    source = open_source(uri, "clip", make_settings(args, frames).source)
+    writer = None
+    try:
+        for f in source.frames():
+            if writer is None:
+                h, w = f.image.shape[:2]
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
+            writer.write(np.ascontiguousarray(f.image[..., ::-1]))
+    finally:
+        source.close()
+        if writer is not None:
+            writer.release()
+    return path
+
+
+def part_chunks(args: argparse.Namespace, uri: str, url: str) -> dict:
+    client = redis.Redis.from_url(url)
+    prompts = box_prompts(args.short_side)
+    uri = str(write_clip(args, uri, args.chunk_frames, Path(args.tmp) / "archive.avi"))
+    settings = make_settings(args, None)
+    settings.source.resize_short_side = None  # the archive is already at the benchmark's size
+    t0 = time.perf_counter()
+    whole = run_source(settings, uri, "chunks-whole", prompts, url)
+    whole_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    chunked = run_chunked(settings, uri, "chunks-split", prompts, url, chunks=args.chunks)
+    chunked_s = time.perf_counter() - t0
+    errors = [e for e in (whole.error, chunked.error) if e]
+    if errors:
+        raise RuntimeError(f"chunk part failed: {errors}")
+    a = list(read_frames(client, "chunks-whole"))
+    b = list(read_frames(client, "chunks-split"))
+    return {
+        "archive": f"the clip's first {args.chunk_frames} frames at short side {args.short_side}, "
+        "MJPG AVI",
+        "frames": len(a),
+        "chunks": args.chunks,
+        "whole": {"seconds": round(whole_s, 2), "fps": round(len(a) / whole_s, 3)},
+        "chunked": {
+            "seconds": round(chunked_s, 2),
+            "fps": round(len(b) / chunked_s, 3),
+            "frames": len(b),
+        },  # fmt: skip
+        "speedup": round(whole_s / chunked_s, 3),
+        "ids": {"whole": sorted(whole.tracks), "chunked": sorted(chunked.tracks)},
+        "agreement": compare_runs(a, b),
+    }
+
+
+class MjpegServer:
+    """Serves JPEG frames as ``multipart/x-mixed-replace`` at a fixed rate, looping the frames."""
+
+    def __init__(self, jpegs: list[bytes], fps: float):
+        self.sent = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                period, t_next, i = 1.0 / fps, time.monotonic(), 0
+                try:
+                    while True:
+                        jpeg = jpegs[i % len(jpegs)]
+                        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                        self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
+                        self.wfile.flush()
+                        server.sent += 1
+                        i += 1
+                        t_next += period
+                        time.sleep(max(0.0, t_next - time.monotonic()))
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def latency_figures(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    if not len(ms):
+        return {}
+    return {"p50": round(float(np.percentile(ms, 50)), 1),
+            "p95": round(float(np.percentile(ms, 95)), 1),
+            "max": round(float(ms.max()), 1), "mean": round(float(ms.mean()), 1)}  # fmt: skip
+
+
+def live_run(args: argparse.Namespace, jpegs: list[bytes], fps: float, url: str) -> dict:
+    """One paced stream through `SourceRun`, stopped over the control stream after N frames."""
+    from pipeline.wire import decode_frame_result
+
+    server = MjpegServer(jpegs, fps)
+    sid = f"live-{fps:g}fps"
+    client = redis.Redis.from_url(url)
+    settings = make_settings(args, None)
+    settings.source.resize_short_side = None  # the stream is already at the benchmark's size
+    latencies: list[float] = []
+    indices: list[int] = []
+    wanted = args.live_warmup + args.live_frames
+
+    def consume() -> None:
+        cursor = "0-0"
+        while len(latencies) < wanted:
+            reply = client.xread({frames_key(sid): cursor}, block=1000, count=100)
+            now = time.time()
+            for entry_id, fields in reply[0][1] if reply else []:
+                cursor = entry_id
+                result = decode_frame_result(fields)
+                latencies.append(now - result.wall_time)
+                indices.append(result.frame_index)
+        client.xadd(control_key(sid), encode_control("stop"))
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    try:
+        consumer.start()
+        summary = SourceRun(settings, server.url, sid, box_prompts(args.short_side), url).run()
+        consumer.join(timeout=30)
+    finally:
+        server.close()
+    steady = indices[args.live_warmup :]
+    return {
+        "fps_served": fps,
+        "status": summary.status,
+        "error": summary.error,
+        "frames_served": server.sent,
+        "frames_published": summary.frames,
+        "first_published_index": indices[0] if indices else None,
+        "latency_ms_all": latency_figures(latencies),
+        "latency_ms_after_warmup": latency_figures(latencies[args.live_warmup :]),
+        "dropped_after_warmup": int(steady[-1] - steady[0] + 1 - len(steady)) if steady else 0,
+        "dropped_by_source_buffer_total": summary.dropped,
+        "published_fps": round(summary.fps, 3),
+    }
+
+
+def part_live(args: argparse.Namespace, uri: str, url: str) -> dict:
+    import cv2
+
+    source = open_source(uri, "jpegs", make_settings(args, args.live_jpegs).source)
+    try:
+        images = [f.image for f in source.frames()]
+    finally:
+        source.close()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 85]
+    jpegs = [cv2.imencode(".jpg", im[..., ::-1], params)[1].tobytes() for im in images]
+    h, w = images[0].shape[:2]
+    return {
+        "stream": f"MJPEG over HTTP on 127.0.0.1, {w}x{h}, the clip's first {len(jpegs)} "
+        "frames looped",
+        "latency": "XREAD receive time - entry wall_time (frame decoded from the stream)",
+        "warmup_frames_excluded": args.live_warmup,
+        "runs": [live_run(args, jpegs, fps, url) for fps in args.live_fps],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {PARTS}")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--short-side", type=int, default=240, help="decode short side")
+    parser.add_argument("--backbone", default="mobilenetv2-imagenet")
+    parser.add_argument("--model-short-side", type=int, default=224)
+    parser.add_argument("--ray-cpus", type=int, default=None, help="local Ray CPUs (None: all)")
+    parser.add_argument("--max-in-flight", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=120, help="overhead: frames per run")
+    parser.add_argument("--repeats", type=int, default=2, help="overhead: A B pairs")
+    parser.add_argument("--concurrency", default="4,8", help="concurrency: source counts")
+    parser.add_argument("--concurrency-frames", type=int, default=60)
+    parser.add_argument("--chunk-frames", type=int, default=200)
+    parser.add_argument("--chunks", type=int, default=4)
+    parser.add_argument("--live-frames", type=int, default=100)
+    parser.add_argument("--live-fps", default="5,10", help="live: stream rates to run")
+    parser.add_argument("--live-warmup", type=int, default=20, help="live: first frames apart")
+    parser.add_argument("--live-jpegs", type=int, default=50, help="live: clip frames looped")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
+    args = parser.parse_args()
+    args.concurrency = [int(v) for v in args.concurrency.split(",") if v]
+    args.live_fps = [float(v) for v in args.live_fps.split(",") if v]
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
+    if not args.clip.is_file():
+        parser.error(f"clip '{args.clip}' not found — pass --clip PATH")
+    torch.set_num_threads(args.threads)
+    uri = str(args.clip)
+    report: dict[str, Any] = {
+        "benchmark": "service layer: Ray+Redis overhead, concurrency, chunks, live latency",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_before": load_avg(),
+            "shared": True,
+            "torch_threads_driver": args.threads,
+        },  # fmt: skip
+        "model": f"{args.backbone} at short side {args.model_short_side}, segmenter none, CPU",
+        "resolution": f"decoded to short side {args.short_side}",
+        "data": f"{args.clip.name} (dog box prompt at frame 0)",
+        "args": {k: v for k, v in vars(args).items() if k != "clip"},
+    }
+    with tempfile.TemporaryDirectory(prefix="dinotrack-bench-") as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis")
+        url = server.start()
+        args.tmp = tmp
+        try:
+            init_ray(make_settings(args, None))
+            fns = {"overhead": part_overhead, "concurrency": part_concurrency,
+                   "chunks": part_chunks, "live": part_live}  # fmt: skip
+            for part in parts:
+                t0 = time.perf_counter()
+                report[part] = fns[part](args, uri, url)
+                report[part]["part_wall_s"] = round(time.perf_counter() - t0, 1)
+                print(json.dumps({part: report[part]}), flush=True)
+        finally:
+            server.stop()
+    report["machine"]["load_avg_after"] = load_avg()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
