@@ -6,14 +6,18 @@
    whole run (model loading and actor start included) and in steady state (first to last
    published frame).
 2. concurrency: N sources (same clip, distinct ids) through one `Worker` with ``max_sources`` = N:
-   total throughput, per-source fps (from each source's state hash), fairness (min/max, Jain).
-3. chunks: the clip in ``--chunks`` parallel chunks (`run_chunked`) against one `run_source`:
-   speed-up, and agreement of the stitched ids with the unchunked run's (per frame: the set of ids
-   with a mask; per id: mask IoU).
+   total throughput (also from the moment every source has published: actor start excluded),
+   per-source fps (from each source's state hash), fairness (min/max, Jain's index).
+3. chunks: the clip's first ``--chunk-frames`` frames (written to a temporary file, as
+   `run_chunked` plans over a file's whole length) in ``--chunks`` parallel chunks (`run_chunked`)
+   against one `run_source`: speed-up, and agreement of the stitched ids with the unchunked run's
+   (per frame: the set of ids with a mask; per id: mask IoU).
 4. live: a paced MJPEG stream served over HTTP on 127.0.0.1 (the clip's frames as JPEG parts at
    ``--live-fps``) run through `SourceRun`; a consumer XREADs the frames stream and records receive
    time minus each entry's ``wall_time`` (when the frame was decoded from the stream); after
-   ``--live-frames`` frames a stop goes through the control stream. p50/p95/max and drops.
+   ``--live-frames`` frames a stop goes through the control stream. p50/p95/max and drops, for
+   each stream rate and publisher batch size (results reach Redis a batch at a time, so the batch
+   bounds the latency from below at low frame rates).
 
 Usage: ``python benchmarks/service.py [--parts overhead,concurrency,chunks,live]``; prints JSON.
 """
@@ -155,6 +159,17 @@ def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if values else 0.0
 
 
+def poll_progress(client: redis.Redis, ids: list[str], done: threading.Event,
+                  warm: list[tuple[float, int]]) -> None:  # fmt: skip
+    """Record (time, total frames done) when every source has reported progress (state hash,
+    written every 25 frames): from then on all sources run at once, their actors started."""
+    while not done.wait(0.25):
+        counts = [int(client.hget(state_key(sid), "frames_done") or 0) for sid in ids]
+        if min(counts) > 0:
+            warm.append((time.perf_counter(), sum(counts)))
+            return
+
+
 def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
     import ray
 
@@ -168,8 +183,14 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
         for sid in ids:
             submit_job(client, Job(uri, sid, prompts))
         t0 = time.perf_counter()
+        done = threading.Event()
+        warm: list[tuple[float, int]] = []  # (time, frames done) when every source reported 25
+        poller = threading.Thread(target=poll_progress, args=(client, ids, done, warm))
+        poller.start()
         worker.run(max_jobs=n)
         wall = time.perf_counter() - t0
+        done.set()
+        poller.join()
         # The worker keeps its shared backbone actors for later jobs; this one is done with them.
         for actor in worker._backbones.values():
             ray.kill(actor, no_restart=True)
@@ -178,12 +199,15 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
             raise RuntimeError(f"concurrency {n}: jobs did not finish: {failed}")
         results = {sid: list(read_frames(client, sid)) for sid in ids}
         frames = [len(results[sid]) for sid in ids]
+        after = (sum(frames) - warm[0][1]) / (t0 + wall - warm[0][0]) if warm else 0.0
         per_source = [float(client.hget(state_key(sid), "fps") or 0) for sid in ids]
         out[str(n)] = {
             "sources": n,
             "frames_per_source": frames,
             "wall_s": round(wall, 2),
             "total_fps": round(sum(frames) / wall, 3),
+            "all_running_after_s": round(warm[0][0] - t0, 2) if warm else None,
+            "total_fps_once_all_running": round(after, 3) if warm else None,
             "per_source_fps": per_source,
             "per_source_fps_source": "state hash 'fps': frames / the run's seconds (actor start "
             "included)",
@@ -313,15 +337,18 @@ def latency_figures(seconds: list[float]) -> dict:
             "max": round(float(ms.max()), 1), "mean": round(float(ms.mean()), 1)}  # fmt: skip
 
 
-def live_run(args: argparse.Namespace, jpegs: list[bytes], fps: float, url: str) -> dict:
+def live_run(
+    args: argparse.Namespace, jpegs: list[bytes], fps: float, batch: int, url: str
+) -> dict:
     """One paced stream through `SourceRun`, stopped over the control stream after N frames."""
     from pipeline.wire import decode_frame_result
 
     server = MjpegServer(jpegs, fps)
-    sid = f"live-{fps:g}fps"
+    sid = f"live-{fps:g}fps-batch{batch}"
     client = redis.Redis.from_url(url)
     settings = make_settings(args, None)
     settings.source.resize_short_side = None  # the stream is already at the benchmark's size
+    settings.publish.batch = batch
     latencies: list[float] = []
     indices: list[int] = []
     wanted = args.live_warmup + args.live_frames
@@ -348,6 +375,7 @@ def live_run(args: argparse.Namespace, jpegs: list[bytes], fps: float, url: str)
     steady = indices[args.live_warmup :]
     return {
         "fps_served": fps,
+        "publish_batch": batch,
         "status": summary.status,
         "error": summary.error,
         "frames_served": server.sent,
@@ -377,7 +405,11 @@ def part_live(args: argparse.Namespace, uri: str, url: str) -> dict:
         "frames looped",
         "latency": "XREAD receive time - entry wall_time (frame decoded from the stream)",
         "warmup_frames_excluded": args.live_warmup,
-        "runs": [live_run(args, jpegs, fps, url) for fps in args.live_fps],
+        "runs": [
+            live_run(args, jpegs, fps, batch, url)
+            for batch in args.live_publish_batch
+            for fps in args.live_fps
+        ],  # fmt: skip
     }
 
 
@@ -398,12 +430,14 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--live-frames", type=int, default=100)
     parser.add_argument("--live-fps", default="5,10", help="live: stream rates to run")
+    parser.add_argument("--live-publish-batch", default="16,1", help="live: publisher batches")
     parser.add_argument("--live-warmup", type=int, default=20, help="live: first frames apart")
     parser.add_argument("--live-jpegs", type=int, default=50, help="live: clip frames looped")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     args = parser.parse_args()
     args.concurrency = [int(v) for v in args.concurrency.split(",") if v]
     args.live_fps = [float(v) for v in args.live_fps.split(",") if v]
+    args.live_publish_batch = [int(v) for v in args.live_publish_batch.split(",") if v]
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:

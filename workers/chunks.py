@@ -38,14 +38,15 @@ class Chunk:
     warm_start: int  # first frame it processes (start - overlap, for k > 0)
 
 
-def plan_chunks(total: int, n: int, overlap: int, stride: int = 1) -> list[Chunk]:
-    """``n`` contiguous chunks of ``[0, total)`` (boundaries on the stride grid)."""
+def plan_chunks(lo: int, hi: int, n: int, overlap: int, stride: int = 1) -> list[Chunk]:
+    """``n`` contiguous chunks of ``[lo, hi)`` (boundaries on the stride grid from ``lo``)."""
+    total = hi - lo
     n = max(1, min(n, total // max(2 * overlap, 1) or 1))
-    bounds = [round(total * k / n) // stride * stride for k in range(n + 1)]
-    bounds[-1] = total
+    bounds = [lo + round(total * k / n) // stride * stride for k in range(n + 1)]
+    bounds[-1] = hi
     warm = (overlap // stride) * stride
     return [
-        Chunk(k, bounds[k], bounds[k + 1], max(0, bounds[k] - warm * (k > 0)))
+        Chunk(k, bounds[k], bounds[k + 1], max(lo, bounds[k] - warm * (k > 0)))
         for k in range(n)
         if bounds[k + 1] > bounds[k]
     ]
@@ -57,12 +58,10 @@ def auto_chunks(total: int) -> int:
     return max(1, min(cpus, total // 1000))
 
 
-def carried_prompts(
-    settings: Settings, uri: str, prompts: list[dict], frame: int, threshold: float = 0.25
-) -> list[dict]:
-    """The prompt objects as exemplar prompts acting at ``frame`` (for a later chunk)."""
+def enrol_prompts(settings: Settings, uri: str, prompts: list[dict]) -> list[tuple[Any, Any]]:
+    """(exemplar, label) for every prompt object, enrolled on its prompt frame."""
     from pipeline.models.registry import build_backbone
-    from pipeline.prompts import BoxPrompt, Exemplar, ExemplarPrompt, MaskPrompt, prompts_from_json
+    from pipeline.prompts import BoxPrompt, Exemplar, MaskPrompt, prompts_from_json
     from pipeline.sources import open_source
 
     parsed = prompts_from_json({"prompts": prompts})
@@ -73,7 +72,7 @@ def carried_prompts(
             f"{', '.join(sorted(set(unsupported)))} — run with --chunks 1"
         )
     backbone = build_backbone(settings.backbone)
-    carried: list[dict] = []
+    enrolled = []
     for p in parsed:
         source = open_source(uri, "enrol", settings.source)
         try:
@@ -81,12 +80,18 @@ def carried_prompts(
         finally:
             source.close()
         regions = [p.box] if isinstance(p, BoxPrompt) else list(p.object_masks().values())
-        for region in regions:
-            exemplar = Exemplar.from_reference(image, region, backbone)
-            prompt = ExemplarPrompt(exemplar=exemplar, frame=frame, label=p.label,
-                                    threshold=threshold, max_matches=1)  # fmt: skip
-            carried.append(prompt.to_json())
-    return carried
+        enrolled.extend((Exemplar.from_reference(image, r, backbone), p.label) for r in regions)
+    return enrolled
+
+
+def carried_prompts(enrolled: list[tuple[Any, Any]], frame: int, threshold: float = 0.25) -> list:
+    """The enrolled prompt objects as exemplar prompts acting at ``frame`` (a later chunk)."""
+    from pipeline.prompts import ExemplarPrompt
+
+    return [
+        ExemplarPrompt(exemplar=ex, frame=frame, label=label, threshold=threshold).to_json()
+        for ex, label in enrolled
+    ]
 
 
 def run_chunked(
@@ -101,12 +106,17 @@ def run_chunked(
 ) -> RunSummary:
     """Process ``uri`` in ``chunks`` parallel chunks and publish one stitched, ordered result."""
     from pipeline.sources import probe
+    from pipeline.sources.positions import resolve_range
 
     init_ray(settings)
     info = probe(uri, settings.source)
     if not info.frames:
         raise ValueError(f"'{uri}' has no known frame count: chunks need a file or image folder")
-    plan = plan_chunks(info.frames, chunks, overlap, settings.source.stride)
+    fps = info.fps or 25.0
+    lo, hi = resolve_range(settings.source.start, settings.source.end,
+                           [i / fps for i in range(info.frames)])  # fmt: skip
+    plan = plan_chunks(lo, hi, chunks, overlap, settings.source.stride)
+    enrolled = enrol_prompts(settings, uri, prompts) if len(plan) > 1 else []
     client = redis.Redis.from_url(redis_url)
     backbone, segmenter = start_backbone(settings), start_segmenter(settings)
     t0 = time.perf_counter()
@@ -117,14 +127,12 @@ def run_chunked(
         def fn(n: int, _total: int | None) -> None:
             done[k] = n
             if on_progress:
-                on_progress(sum(done), info.frames)
+                on_progress(sum(done), hi - lo)
 
         return fn
 
     for c in plan:
-        chunk_prompts = prompts if c.index == 0 else carried_prompts(
-            settings, uri, prompts, c.warm_start
-        )  # fmt: skip
+        chunk_prompts = prompts if c.index == 0 else carried_prompts(enrolled, c.warm_start)
         chunk_settings = merge_settings(settings, {"source": {"start": c.warm_start, "end": c.end}})
         run = SourceRun(chunk_settings, uri, _chunk_id(source_id, c.index), chunk_prompts,
                         redis_url, backbone=backbone, segmenter=segmenter,
@@ -135,10 +143,10 @@ def run_chunked(
         t.start()
     for t in threads:
         t.join()
-    summary = RunSummary(source_id, total=info.frames, backbone=runs[0].summary.backbone)
+    summary = RunSummary(source_id, total=hi - lo, backbone=runs[0].summary.backbone)
     errors = [f"chunk {i}: {r.summary.error}" for i, r in enumerate(runs) if r.summary.error]
     publisher = Publisher(client, source_id, settings.publish)
-    publisher.set_state(status="running", source=uri, total=info.frames, last_error="")
+    publisher.set_state(status="running", source=uri, total=hi - lo, last_error="")
     stitcher = IdStitcher()
     previous: list[FrameResult] = []
     for c, run in zip(plan, runs, strict=True):
@@ -183,7 +191,7 @@ def run_chunked(
 def _mapping(stitcher: IdStitcher, run: SourceRun, previous: list[FrameResult],
              overlap_frames: list[FrameResult]) -> dict[int, int]:  # fmt: skip
     ids = run.summary.tracks
-    matches = match_ids(previous, overlap_frames) if previous else {}
+    matches = match_ids(previous, overlap_frames, min_iou=0.2) if previous else {}
     return stitcher.mapping(ids, matches)
 
 

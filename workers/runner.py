@@ -123,7 +123,7 @@ class SourceRun:
         self._segmenter = segmenter
         self._client = redis.Redis.from_url(redis_url)
         self._control_cursor = _last_id(self._client, control_key(source_id))
-        self._stop_requested = False
+        self._start_error: str | None = None
         self.actors: dict[str, Any] = {}
 
     def run(self) -> RunSummary:
@@ -168,18 +168,23 @@ class SourceRun:
     def _start_actors(self, start: int, state: dict | None) -> Any:
         s = self.summary
         opts = {"max_restarts": 0}
-        publisher = PublisherActor.options(**opts).remote(self.redis_url, self.source_id,
-                                                          self.settings)  # fmt: skip
-        self.actors["publisher"] = publisher
-        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
-        self._get(publisher.set_state.remote(status))
         source = SourceActor.options(**opts).remote(self.uri, self.source_id, self.settings, start)
         self.actors["source"] = source
         try:
             info = ray.get(source.get_info.remote())
         except ray.exceptions.RayError as exc:  # the source could not be opened: no retry
-            raise StartFailed(_cause(exc)) from exc
+            self._start_error = _cause(exc)
+            raise StartFailed(self._start_error) from exc
         s.total = info.get("frames")
+        live = info.get("kind") == "live"
+        publish = self.settings.publish
+        if live:  # a live frame goes out at once: latency over round trips
+            publish = publish.model_copy(update={"batch": 1})
+        settings = self.settings.model_copy(update={"publish": publish})
+        publisher = PublisherActor.options(**opts).remote(self.redis_url, self.source_id, settings)
+        self.actors["publisher"] = publisher
+        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
+        self._get(publisher.set_state.remote(status))
         if self._backbone is None:
             self._backbone = start_backbone(self.settings)
         self.actors["backbone"] = self._backbone
@@ -189,7 +194,8 @@ class SourceRun:
         )
         self.actors["tracker"] = tracker
         self._get(tracker.pid.remote())
-        publisher.events.remote([self._event("source.connected", self.uri)])
+        if not live:  # live sources report their own (re)connections
+            publisher.events.remote([self._event("source.connected", self.uri)])
         return publisher
 
     def _loop(self, publisher: Any, t0: float) -> None:
@@ -280,12 +286,14 @@ class SourceRun:
     def _finish(self, publisher: Any) -> None:
         s = self.summary
         fields = {**self._progress(time.perf_counter() - s.seconds), "status": s.status,
+                  "source": self.uri,
                   "last_error": s.error or "", "restarts": s.restarts}  # fmt: skip
         fields["fps"] = round(s.fps, 2)
-        kind = "source.error" if s.error else "source.eof"
+        # sources report their own end and errors; only a source that never opened is reported here
+        events = [self._event("source.error", self._start_error)] if self._start_error else []
         if publisher is not None:
             try:
-                publisher.events.remote([self._event(kind, s.error)])
+                publisher.events.remote(events)
                 publisher.set_state.remote(fields)
                 s.publish = ray.get(publisher.flush.remote(), timeout=60)
                 return
@@ -295,7 +303,8 @@ class SourceRun:
         from pipeline.outputs.redis_streams import Publisher
 
         direct = Publisher(self._client, self.source_id, self.settings.publish)
-        direct.event(self._event(kind, s.error))
+        for event in events:
+            direct.event(event)
         direct.set_state(**fields)
         direct.flush(block=True, timeout_s=10)
 
