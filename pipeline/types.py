@@ -130,6 +130,8 @@ class Observation:
         score: Detector or segmenter confidence in [0, 1].
         label: Optional class or user label.
         from_prompt: True for user prompts: they always start a new, confirmed track.
+        for_lost: True for the tracker's own re-detections of lost tracks: they may only recover a
+            lost track, never start one or count against a followed one.
     """
 
     box: tuple[float, float, float, float]
@@ -137,3 +139,4 @@ class Observation:
     score: float = 1.0
     label: str | None = None
     from_prompt: bool = False
+    for_lost: bool = False

@@ -305,7 +305,8 @@ class IdentityManager:
                 self._emit("track.started", frame_index, ident)
 
         matched_ids = {tid for _, tid in pairs}
-        self._age(frame_index, props, matched_ids, bool(candidates), update)
+        detected = any(not observations[i].for_lost for i in candidates)
+        self._age(frame_index, props, matched_ids, detected, update)
 
         # Births: prompts always; other unmatched observations unless they duplicate a live track.
         assigned = {oi for oi, _ in pairs}
@@ -321,7 +322,7 @@ class IdentityManager:
             and self.state(p.track_id) in (TrackState.TENTATIVE, TrackState.ACTIVE)
         ]
         for oi, obs in enumerate(observations):
-            if oi in assigned:
+            if oi in assigned or obs.for_lost:
                 continue
             if not obs.from_prompt and live_boxes:
                 overlap = box_iou(np.array([obs.box]), np.array(live_boxes)).max()
@@ -377,6 +378,8 @@ class IdentityManager:
             ious = box_iou(obs_boxes, np.array(refs)).max(axis=1)
             for r, oi in enumerate(candidates):
                 obs = observations[oi]
+                if obs.for_lost and not lost:
+                    continue
                 gate = cfg.reid_gate if lost else cfg.gate
                 if not any(_within_gate(obs.box, ref, gate, cfg.size_gate) for ref in refs):
                     continue
@@ -389,6 +392,8 @@ class IdentityManager:
                 if lost and appearance is not None and appearance < cfg.reid_threshold:
                     continue
                 combined = self._combine(overlap, appearance)
+                if lost and appearance is not None:  # looks alone may re-identify (within gate)
+                    combined = max(combined, self._combine(1.0, appearance))
                 if combined >= cfg.min_match_score:
                     score[r, j] = combined * discount
         feasible = score >= 0

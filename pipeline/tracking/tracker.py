@@ -11,11 +11,11 @@ refined mask (kept only where it agrees with the propagation) is written back in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,11 @@ class TrackerConfig(BaseModel):
         refine_every: Refine every live mask with the segmenter every this many frames (None: no
             periodic refinement). Ignored with the ``none`` segmenter.
         refine_below: Also refine an object whose confidence falls below this (None: never).
+        redetect_threshold: A lost track is looked for in each frame: where its prototype's cosine
+            similarity to the patch features peaks above this, the peak region is offered to the
+            identity manager as a re-detection (None: no re-detection; lost tracks then come back
+            only through detections or re-detecting prompts).
+        redetect_margin: The re-detected region is the cells within this similarity of the peak.
         refine_agreement: Propagated probability above which SAM's pixels are kept: the refined
             mask is SAM's mask restricted to where the propagation gives the object at least this.
     """
@@ -61,6 +66,8 @@ class TrackerConfig(BaseModel):
     refine_every: int | None = Field(None, ge=1)
     refine_below: float | None = Field(None, ge=0.0, le=1.0)
     refine_agreement: float = Field(0.1, ge=0.0, le=1.0)
+    redetect_threshold: float | None = Field(0.6, ge=-1.0, le=1.0)
+    redetect_margin: float = Field(0.15, gt=0.0, le=2.0)
 
 
 def upsample_probs(probs: np.ndarray, image: np.ndarray, mode: str = "guided") -> np.ndarray:
@@ -157,22 +164,8 @@ class Tracker:
         Raises:
             KeyError: the track id was never given out for this source.
         """
-        if self.identities.state(track_id) == TrackState.ENDED:
-            return
         self.propagator.remove_objects([track_id])
-        state = self.identities.state_dict()
-        state["tracks"] = [t for t in state["tracks"] if t["track_id"] != track_id]
-        self.identities.load_state_dict(state)
-        self._events.append(
-            Event(
-                kind="track.ended",
-                source_id=self.source_id,
-                wall_time=time.time(),
-                frame_index=self._last_index,
-                track_id=track_id,
-                message="removed",
-            )
-        )
+        self.identities.remove(track_id, self._last_index)
 
     def pop_events(self) -> list[Event]:
         """Track events since the last call (track.started/lost/recovered/ended), oldest first."""
@@ -201,6 +194,7 @@ class Tracker:
         self._last_index = frame.index
         h, w = frame.height, frame.width
         observations = self._due_prompts(frame, features) + list(detections)
+        observations += self._redetect_lost(features, h, w)
 
         views: dict[int, _ObjectView] = {}
         if self.propagator.object_ids:
@@ -228,6 +222,13 @@ class Tracker:
         prototypes = [mask_prototype(features, m) for m in obs_masks]
         update = self.identities.update(frame.index, tracked, list(observations), prototypes)
 
+        # a matched detection is a fresh look at the object: it replaces the propagated mask
+        corrected = {tid: obs_masks[oi] for oi, tid in update.matched.items()
+                     if not observations[oi].for_lost and obs_masks[oi].any()}  # fmt: skip
+        if corrected:
+            self.propagator.correct({t: m for t, m in corrected.items() if t in masks})
+            for tid, m in corrected.items():
+                masks[tid], boxes[tid] = m, mask_to_box(m)
         leaving = list(update.lost) + list(update.ended)
         self.propagator.remove_objects(leaving)
         for tid in leaving:
@@ -251,6 +252,34 @@ class Tracker:
             backbone=self.backbone_name,
             tracks=self._tracks(masks, scores, boxes),
         )
+
+    def _redetect_lost(self, features: FeatureMap, h: int, w: int) -> list[Observation]:
+        """Where each lost track's prototype matches best in this frame, if well enough: the
+        region of grid cells around the peak whose similarity is within ``redetect_margin`` of
+        it. The identity manager decides (appearance, gating) whether it is the lost object."""
+        lost = self.identities.live_ids((TrackState.LOST,))
+        if not lost or self.config.redetect_threshold is None:
+            return []
+        from scipy import ndimage
+
+        grid = features.grid
+        out: list[Observation] = []
+        for tid in lost:
+            proto = self.identities.prototype(tid)
+            if proto is None or proto.shape[0] != grid.shape[-1]:
+                continue
+            sim = grid @ proto
+            peak = float(sim.max())
+            if peak < self.config.redetect_threshold:
+                continue
+            labels, _ = ndimage.label(sim >= peak - self.config.redetect_margin)
+            cells = labels == labels[np.unravel_index(int(sim.argmax()), sim.shape)]
+            mask = cv2.resize(cells.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            box = mask_to_box(mask.astype(bool))
+            if box is not None:
+                label = self.identities.label(tid)
+                out.append(Observation(box, mask.astype(bool), peak, label, for_lost=True))
+        return out
 
     def _due_prompts(self, frame: Frame, features: FeatureMap) -> list[Observation]:
         """Observations of the prompts acting on this frame: first applications of prompts whose

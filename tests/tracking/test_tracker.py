@@ -171,3 +171,20 @@ def test_checkpoint_resumes_the_same_tracks(backbone, segmenter) -> None:
             assert mask_iou(ta.mask_array(), tb.mask_array()) > 0.97
     with pytest.raises(ValueError, match="increasing index order"):
         b.step(frame(3, frames[3]), feats[3])
+
+
+def test_lost_object_is_re_detected_by_its_looks_when_it_comes_back(backbone, segmenter) -> None:
+    """No detector: the tracker looks for the lost track's prototype itself; A moved meanwhile."""
+    hidden = range(8, 14)
+    frames, ma, mb = scene(24, hidden=hidden, cross=False, speed_a=6)
+    tracker = Tracker("test", TrackerConfig(), segmenter, backbone.name)
+    states = []
+    for i, img in enumerate(frames):
+        dets = [prompt(ma[0], "a"), prompt(mb[0], "b")] if i == 0 else []
+        result = tracker.step(frame(i, img), backbone.features([img])[0], dets)
+        states.append(result.track(1).state)
+        assert {t.id for t in result.tracks} == {1, 2}  # no new id for A, B kept
+    assert TrackState.LOST in states[8:14]
+    back = states.index(TrackState.ACTIVE, 14)
+    assert back <= 16 and states[back:] == [TrackState.ACTIVE] * (24 - back)
+    assert mask_iou(result.track(1).mask_array(), ma[-1]) > 0.6
