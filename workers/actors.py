@@ -125,13 +125,23 @@ class BackboneActor(_Metered):
         return {"load_s": self.load_s, "batches": len(self.batches),
                 "mean_batch": sum(sizes) / len(sizes) if sizes else 0.0}  # fmt: skip
 
+    def stride(self) -> int:
+        return self.backbone.stride
+
     def features(self, frame: Frame) -> FeatureMap:
         t0 = time.perf_counter()
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((frame.image, future))
-        result = future.result()
+        [result] = self.features_of([frame.image])
         self.metrics.observe_stage("features", frame.source_id, time.perf_counter() - t0)
         return result
+
+    def features_of(self, images: list) -> list[FeatureMap]:
+        """Features of several images (they join the batches of concurrent requests)."""
+        futures = []
+        for image in images:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            self._queue.put((image, future))
+            futures.append(future)
+        return [f.result() for f in futures]
 
     def _loop(self) -> None:
         while True:
@@ -197,6 +207,17 @@ class RemoteSegmenter:
         return ray.get(self.handle.segment.remote(image, features, requests))
 
 
+class RemoteBackbone:
+    """The `Backbone` protocol over a `BackboneActor` (for enrolling exemplars in a tracker)."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.name, self.stride = ray.get([handle.name.remote(), handle.stride.remote()])
+
+    def features(self, images: list) -> list[FeatureMap]:
+        return ray.get(self.handle.features_of.remote(list(images)))
+
+
 def start_segmenter(settings: Settings) -> Any:
     """A shared `SegmenterActor` for heavy segmenters; None for ``none`` (built in each tracker)."""
     if settings.segmenter == "none":
@@ -216,6 +237,7 @@ class TrackerActor(_Metered):
         prompts: list[dict],
         state: dict | None = None,
         segmenter: Any = None,
+        backbone: Any = None,
     ):
         from pipeline.models.registry import build_segmenter
         from pipeline.tracking.tracker import Tracker
@@ -227,7 +249,13 @@ class TrackerActor(_Metered):
             segmenter = build_segmenter(settings.segmenter, settings.sam)
         else:
             segmenter = RemoteSegmenter(segmenter, settings.segmenter)
-        self.tracker = Tracker(source_id, settings.tracker, segmenter, backbone_name)
+        self.tracker = Tracker(
+            source_id,
+            settings.tracker,
+            segmenter,
+            backbone_name,
+            backbone=None if backbone is None else RemoteBackbone(backbone),
+        )
         self.last_index: int | None = None
         if state is not None:
             self.tracker.load_state_dict(state)

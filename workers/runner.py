@@ -190,7 +190,13 @@ class SourceRun:
         self.actors["backbone"] = self._backbone
         s.backbone = self._get(self._backbone.name.remote())
         tracker = TrackerActor.options(**opts).remote(
-            self.source_id, self.settings, s.backbone, self.prompts, state, self._segmenter
+            self.source_id,
+            self.settings,
+            s.backbone,
+            self.prompts,
+            state,
+            self._segmenter,
+            self._backbone,
         )
         self.actors["tracker"] = tracker
         self._get(tracker.pid.remote())
