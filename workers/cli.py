@@ -686,18 +686,13 @@ def show_config(config: ConfigOpt = None) -> None:
 
 
 def _register_commands() -> None:
+    from workers.commands.eval_davis import davis
+    from workers.commands.eval_mot import mot
     from workers.commands.render import render
 
     app.command("render")(render)
-
-    import importlib
-
-    for verb in ("davis", "mot"):  # TODO(lead): plain imports once both modules have landed
-        try:
-            module = importlib.import_module(f"workers.commands.eval_{verb}")
-        except ModuleNotFoundError:
-            continue
-        eval_app.command(verb)(getattr(module, verb))
+    eval_app.command("davis")(davis)
+    eval_app.command("mot")(mot)
 
 
 _register_commands()

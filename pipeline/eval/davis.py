@@ -26,6 +26,7 @@ from PIL import Image
 
 from pipeline.masks import mask_iou
 from pipeline.models.base import Backbone, Segmenter
+from pipeline.outputs.exports import davis_palette
 from pipeline.tracking.tracker import Tracker, TrackerConfig
 from pipeline.types import Frame, Observation
 
@@ -116,21 +117,6 @@ def read_labels(path: Path) -> np.ndarray:
     if len(values) <= 2 and values.max(initial=0) == 255:
         return (arr > 0).astype(np.uint8)
     return arr.astype(np.uint8)
-
-
-def davis_palette() -> list[int]:
-    """The DAVIS colour palette (bit-interleaved, as in the DAVIS toolkit) as a flat list."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def write_labels(path: Path, labels: np.ndarray) -> None:

@@ -158,7 +158,12 @@ def _dinotrack_rows(
     """MOT rows of one frame: confirmed tracks, with the detection box where a detection matched
     the track this frame (as the box-only trackers report) and the published (propagated) box
     otherwise, or no row at all with ``matched_only``."""
-    det_box = {tid: dets[oi, :4] for oi, tid in {**update.matched, **update.recovered}.items()}
+    # observation indices past the detections are the tracker's own re-detections: no det box
+    det_box = {
+        tid: dets[oi, :4]
+        for oi, tid in {**update.matched, **update.recovered}.items()
+        if oi < len(dets)
+    }
     rows = []
     for track in result.tracks:
         if track.state != TrackState.ACTIVE:

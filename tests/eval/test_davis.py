@@ -143,16 +143,20 @@ def test_run_davis_end_to_end(tmp_path) -> None:
 
 
 def test_eval_davis_command_prints_json(tmp_path) -> None:
-    import typer
     from typer.testing import CliRunner
-
-    from workers.commands.eval_davis import davis
 
     make_davis(tmp_path / "davis", n=5)
     (tmp_path / "seqs.txt").write_text("square\n")
-    app = typer.Typer()
-    app.command()(davis)
-    args = [str(tmp_path / "davis"), "--sequences", str(tmp_path / "seqs.txt")]
+    from workers.cli import app
+
+    args = [
+        "eval",
+        "davis",
+        "--root",
+        str(tmp_path / "davis"),
+        "--sequences",
+        str(tmp_path / "seqs.txt"),
+    ]
     args += ["--short-side", "192", "--device", "cpu", "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

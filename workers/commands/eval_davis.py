@@ -10,7 +10,8 @@ import typer
 
 def davis(
     root: Annotated[
-        Path, typer.Argument(help="DAVIS root holding JPEGImages/480p and Annotations/480p.")
+        Path,
+        typer.Option("--root", help="DAVIS root holding JPEGImages/480p and Annotations/480p."),
     ],
     sequences: Annotated[
         Path, typer.Option("--sequences", help="Text file of sequence names, one per line.")

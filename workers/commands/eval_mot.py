@@ -12,8 +12,8 @@ import typer
 def mot(
     seq: Annotated[
         Path,
-        typer.Argument(
-            help="MOTChallenge sequence folder: seqinfo.ini, gt/gt.txt, img1/ or a video file."
+        typer.Option(
+            "--seq", help="MOTChallenge sequence folder: seqinfo.ini, gt/gt.txt, img1/ or a video."
         ),
     ],
     detections: Annotated[
