@@ -166,39 +166,36 @@ class SourceRun:
         return s
 
     def _start_actors(self, start: int, state: dict | None) -> Any:
+        """Start the run's actors all at once (their processes load in parallel)."""
+        from pipeline.models.registry import resolve_backbone_name
+        from pipeline.sources import is_live
+
         s = self.summary
         opts = {"max_restarts": 0}
-        source = SourceActor.options(**opts).remote(self.uri, self.source_id, self.settings, start)
-        self.actors["source"] = source
+        live = is_live(self.uri)
+        settings = self.settings
+        if live:  # a live frame goes out at once: latency over round trips
+            publish = settings.publish.model_copy(update={"batch": 1})
+            settings = settings.model_copy(update={"publish": publish})
+        s.backbone, _ = resolve_backbone_name(settings.backbone.name)
+        source = SourceActor.options(**opts).remote(self.uri, self.source_id, settings, start)
+        if self._backbone is None:
+            self._backbone = start_backbone(settings)
+        publisher = PublisherActor.options(**opts).remote(self.redis_url, self.source_id, settings)
+        tracker = TrackerActor.options(**opts).remote(
+            self.source_id, settings, s.backbone, self.prompts, state, self._segmenter,
+            self._backbone,
+        )  # fmt: skip
+        self.actors.update(source=source, backbone=self._backbone, publisher=publisher,
+                           tracker=tracker)  # fmt: skip
         try:
             info = ray.get(source.get_info.remote())
         except ray.exceptions.RayError as exc:  # the source could not be opened: no retry
             self._start_error = _cause(exc)
             raise StartFailed(self._start_error) from exc
         s.total = info.get("frames")
-        live = info.get("kind") == "live"
-        publish = self.settings.publish
-        if live:  # a live frame goes out at once: latency over round trips
-            publish = publish.model_copy(update={"batch": 1})
-        settings = self.settings.model_copy(update={"publish": publish})
-        publisher = PublisherActor.options(**opts).remote(self.redis_url, self.source_id, settings)
-        self.actors["publisher"] = publisher
         status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
         self._get(publisher.set_state.remote(status))
-        if self._backbone is None:
-            self._backbone = start_backbone(self.settings)
-        self.actors["backbone"] = self._backbone
-        s.backbone = self._get(self._backbone.name.remote())
-        tracker = TrackerActor.options(**opts).remote(
-            self.source_id,
-            self.settings,
-            s.backbone,
-            self.prompts,
-            state,
-            self._segmenter,
-            self._backbone,
-        )
-        self.actors["tracker"] = tracker
         self._get(tracker.pid.remote())
         if not live:  # live sources report their own (re)connections
             publisher.events.remote([self._event("source.connected", self.uri)])
