@@ -159,3 +159,18 @@ def test_redis_restart_mid_run_loses_nothing(settings: Settings, long_clip, tmp_
         for proc in restarted:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_chunked_run_reads_as_one_continuous_run(settings: Settings, long_clip, redis_url) -> None:
+    from workers.chunks import run_chunked
+
+    path, boxes = long_clip
+    summary = run_chunked(settings, str(path), "chunked", _box_prompt(boxes[0]), redis_url,
+                          chunks=3, overlap=6)  # fmt: skip
+    client = redis.Redis.from_url(redis_url)
+    assert summary.error is None
+    results = list(read_frames(client, "chunked"))
+    assert [r.frame_index for r in results] == list(range(90))
+    assert {t.id for r in results for t in r.tracks} == {1}  # the same object, the same id
+    assert not client.keys("dinotrack:chunked~chunk*")  # temporary streams removed
+    assert client.hget(state_key("chunked"), "status") == b"finished"
