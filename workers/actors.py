@@ -249,11 +249,17 @@ class TrackerActor(_Metered):
             segmenter = build_segmenter(settings.segmenter, settings.sam)
         else:
             segmenter = RemoteSegmenter(segmenter, settings.segmenter)
+        text_detector = None
+        if any(p.get("kind") == "text" for p in prompts):
+            from pipeline.models.text_detector import TextDetector
+
+            text_detector = TextDetector(device=settings.backbone.device)
         self.tracker = Tracker(
             source_id,
             settings.tracker,
             segmenter,
             backbone_name,
+            text_detector=text_detector,
             backbone=None if backbone is None else RemoteBackbone(backbone),
         )
         self.last_index: int | None = None

@@ -254,6 +254,11 @@ def run(
         if not prompt_list:
             fail("no prompt given — add --box x0,y0,x1,y1, --mask PNG, --point x,y or --prompts")
         prompt_list = check_prompts(prompt_list, info.width, info.height)
+        if any(p.kind == "text" for p in prompt_list):  # fail now, not in an actor
+            from pipeline.models.text_detector import DEFAULT_MODEL
+            from pipeline.models.weights import resolve_hf_model
+
+            resolve_hf_model(DEFAULT_MODEL, alternative="or prompt with boxes or points instead")
         resolve_backbone(settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:

@@ -196,7 +196,10 @@ class SourceRun:
         s.total = info.get("frames")
         status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
         self._get(publisher.set_state.remote(status))
-        self._get(tracker.pid.remote())
+        try:
+            ray.get(tracker.pid.remote())
+        except ray.exceptions.RayError as exc:  # a model or prompt that cannot load: no retry
+            raise StartFailed(_cause(exc)) from exc
         if not live:  # live sources report their own (re)connections
             publisher.events.remote([self._event("source.connected", self.uri)])
         return publisher
