@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+from workers.commands.options import (
+    BackboneName,
+    Device,
+    SegmenterName,
+    ShortSide,
+    TrackerConfigFile,
+)
+
 
 def davis(
     root: Annotated[
@@ -20,20 +28,11 @@ def davis(
         Path | None,
         typer.Option("--out", help="Folder for predicted masks (<seq>/<frame>.png)."),
     ] = None,
-    backbone: Annotated[
-        str, typer.Option("--backbone", help="Backbone name (see `dinotrack models list`).")
-    ] = "mobilenetv2-imagenet",
-    segmenter: Annotated[
-        str, typer.Option("--segmenter", help="none (propagation only) or sam-vit_b|vit_l|vit_h.")
-    ] = "none",
-    short_side: Annotated[
-        int, typer.Option("--short-side", help="Short side of the backbone input in pixels.")
-    ] = 448,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
-    tracker_config: Annotated[
-        Path | None,
-        typer.Option("--tracker-config", help="YAML/JSON file with TrackerConfig fields."),
-    ] = None,
+    backbone: BackboneName = "mobilenetv2-imagenet",
+    segmenter: SegmenterName = "none",
+    short_side: ShortSide = 448,
+    device: Device = "auto",
+    tracker_config: TrackerConfigFile = None,
     max_frames: Annotated[
         int | None, typer.Option("--max-frames", help="Only the first N frames per sequence.")
     ] = None,

@@ -8,6 +8,14 @@ from typing import Annotated
 
 import typer
 
+from workers.commands.options import (
+    BackboneName,
+    Device,
+    SegmenterName,
+    ShortSide,
+    TrackerConfigFile,
+)
+
 
 def mot(
     seq: Annotated[
@@ -37,20 +45,11 @@ def mot(
         float, typer.Option("--false-positives", help="Noise: false positives per gt box.")
     ] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Noise: random seed.")] = 0,
-    backbone: Annotated[
-        str, typer.Option("--backbone", help="Backbone name (see `dinotrack models list`).")
-    ] = "mobilenetv2-imagenet",
-    segmenter: Annotated[
-        str, typer.Option("--segmenter", help="none (propagation only) or sam-vit_b|vit_l|vit_h.")
-    ] = "none",
-    short_side: Annotated[
-        int, typer.Option("--short-side", help="Short side of the backbone input in pixels.")
-    ] = 448,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")] = "auto",
-    tracker_config: Annotated[
-        Path | None,
-        typer.Option("--tracker-config", help="YAML/JSON file with TrackerConfig fields."),
-    ] = None,
+    backbone: BackboneName = "mobilenetv2-imagenet",
+    segmenter: SegmenterName = "none",
+    short_side: ShortSide = 448,
+    device: Device = "auto",
+    tracker_config: TrackerConfigFile = None,
     peers: Annotated[
         bool,
         typer.Option("--peers/--no-peers", help="Also run the box-only peer trackers."),
