@@ -42,18 +42,18 @@ def _indices(client: redis.Redis, source_id: str) -> list[int]:
     return [r.frame_index for r in read_frames(client, source_id)]
 
 
-def test_killed_tracker_resumes_from_checkpoint_without_gaps_or_duplicates(
-    settings: Settings, long_clip, redis_url: str
+@pytest.mark.parametrize("victim", ["tracker", "source"])
+def test_killed_actor_resumes_from_checkpoint_without_gaps_or_duplicates(
+    settings: Settings, long_clip, redis_url: str, victim: str
 ) -> None:
+    import ray
+
     path, boxes = long_clip
     killed: list[int] = []
 
     def on_progress(done: int, total: int | None) -> None:
         if done == 40 and not killed:
-            pid = run.actors["tracker"].pid.remote()
-            import ray
-
-            killed.append(ray.get(pid))
+            killed.append(ray.get(run.actors[victim].pid.remote()))
             os.kill(killed[0], signal.SIGKILL)
 
     run = SourceRun(settings, str(path), "killed", _box_prompt(boxes[0]), redis_url,
