@@ -124,6 +124,7 @@ class SourceRun:
         self._client = redis.Redis.from_url(redis_url)
         self._control_cursor = _last_id(self._client, control_key(source_id))
         self._start_error: str | None = None
+        self._metric_refs: list = []
         self.actors: dict[str, Any] = {}
 
     def run(self) -> RunSummary:
@@ -248,15 +249,23 @@ class SourceRun:
             if submitted % 10 == 0 and self._poll_control(tracker):
                 break
         settle(0)
-        self._collect_metrics(0)
+        self._collect_metrics(0, wait=True)
 
-    def _collect_metrics(self, in_flight: int) -> None:
-        """Bring the actors' metric records into this process's registry."""
+    def _collect_metrics(self, in_flight: int, wait: bool = False) -> None:
+        """Bring the actors' metric records into this process's registry.
+
+        The drains queue behind each actor's frames, so they are applied when ready (or awaited
+        with ``wait`` at the end): the frame loop never stalls on them.
+        """
         from workers import metrics
 
         metrics.set_in_flight(self.source_id, in_flight)
-        for actor in self.actors.values():
-            metrics.apply(self._get(actor.drain_metrics.remote()))
+        self._metric_refs += [actor.drain_metrics.remote() for actor in self.actors.values()]
+        ready, self._metric_refs = ray.wait(
+            self._metric_refs, num_returns=len(self._metric_refs), timeout=None if wait else 0
+        )
+        for ref in ready:
+            metrics.apply(self._get(ref))
 
     def _poll_control(self, tracker: Any) -> bool:
         """Apply control messages; True when a stop was asked for."""
@@ -315,6 +324,7 @@ class SourceRun:
         direct.flush(block=True, timeout_s=10)
 
     def _kill_actors(self, keep_backbone: bool) -> None:
+        self._metric_refs = []  # drains of the actors going away
         for name, actor in list(self.actors.items()):
             if name == "backbone" and (keep_backbone or not self._own_backbone):
                 continue

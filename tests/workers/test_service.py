@@ -88,6 +88,11 @@ def test_worker_runs_jobs_and_survives_a_failing_one(
     assert states["good"]["status"] == "finished"
     kinds = [e.kind for e in read_events(client, "bad")]
     assert "job.failed" in kinds
+    from workers.metrics import metrics_text  # the actors' numbers reach the worker's registry
+
+    text = metrics_text().decode()
+    assert 'dinotrack_frames_total{kind="out",source="good"} 30.0' in text
+    assert 'dinotrack_stage_seconds_count{source="good",stage="features"} 30.0' in text
     assert client.xpending(JOBS_STREAM, GROUP)["pending"] == 0
 
 
