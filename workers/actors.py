@@ -7,6 +7,7 @@ stages of several sources fit on a small machine, and sets its own torch thread 
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 import queue
@@ -63,7 +64,8 @@ class SourceActor(_Metered):
 
         self.metrics = MetricsBuffer()
         self.source_id = source_id
-        self._events: list[Event] = []
+        # live sources report events from their reader thread: deque appends/pops are atomic
+        self._events: collections.deque[Event] = collections.deque()
         self._source = open_source(uri, source_id, settings.source, on_event=self._events.append)
         self._frames = self._source.frames(start=start)
 
@@ -71,8 +73,7 @@ class SourceActor(_Metered):
         return self._source.info.to_dict()
 
     def _drain(self) -> list[Event]:
-        events, self._events[:] = list(self._events), []
-        return events
+        return [self._events.popleft() for _ in range(len(self._events))]
 
     @ray.method(num_returns=2)
     def next(self) -> tuple[FrameMeta, Frame | None]:
