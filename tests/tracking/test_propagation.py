@@ -27,21 +27,49 @@ def unit(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+def pooled(grid: np.ndarray) -> np.ndarray:
+    """2x2 means of an (h, w, C) grid, partial blocks at odd edges averaging what they hold."""
+    h, w = grid.shape[:2]
+    return np.stack(
+        [
+            np.stack([grid[y : y + 2, x : x + 2].mean((0, 1)) for x in range(0, w, 2)])
+            for y in range(0, h, 2)
+        ]
+    )
+
+
 def reference_propagation(
     query: np.ndarray, mem_feats: list[np.ndarray], mem_labels: list[np.ndarray], cfg
 ) -> np.ndarray:
-    """Straightforward per-query DINO label propagation (loops, no tiling, no skipping)."""
+    """Straightforward per-query DINO label propagation (loops, no tiling, no skipping); with
+    ``fine_radius``, the memory cells beyond it are 2x2 blocks (averaged, features renormalised)
+    whose centre is within ``radius`` and which are not wholly within ``fine_radius``."""
     h, w, _ = query.shape
     r = cfg.radius
+    rf = r if cfg.fine_radius is None else cfg.fine_radius
     out = np.zeros((h, w, mem_labels[0].shape[-1]), np.float64)
     for y in range(h):
         for x in range(w):
             sims, labs = [], []
             for f, lab in zip(mem_feats, mem_labels, strict=True):
-                for yy in range(max(0, y - r), min(h, y + r + 1)):
-                    for xx in range(max(0, x - r), min(w, x + r + 1)):
+                for yy in range(max(0, y - rf), min(h, y + rf + 1)):
+                    for xx in range(max(0, x - rf), min(w, x + rf + 1)):
                         sims.append(float(query[y, x] @ f[yy, xx]))
                         labs.append(lab[yy, xx])
+                if rf >= r:
+                    continue
+                fc, lc = pooled(f), pooled(lab)
+                fc /= np.linalg.norm(fc, axis=-1, keepdims=True)
+                for cy in range(fc.shape[0]):
+                    for cx in range(fc.shape[1]):
+                        ys, xs = (2 * cy, 2 * cy + 1), (2 * cx, 2 * cx + 1)
+                        far = abs(2 * cy + 0.5 - y) > r or abs(2 * cx + 0.5 - x) > r
+                        covered = all(abs(v - y) <= rf for v in ys) and all(
+                            abs(v - x) <= rf for v in xs
+                        )
+                        if not far and not covered:
+                            sims.append(float(query[y, x] @ fc[cy, cx]))
+                            labs.append(lc[cy, cx])
             sims_a = np.array(sims)
             order = np.argsort(-sims_a, kind="stable")[: cfg.topk]
             wts = np.exp((sims_a[order] - sims_a[order].max()) / cfg.temperature)
@@ -50,11 +78,18 @@ def reference_propagation(
     return out
 
 
-@pytest.mark.parametrize("tile", [1, 3, 8])
-def test_banded_computation_equals_the_per_query_definition(tile: int) -> None:
+@pytest.mark.parametrize(
+    ("tile", "radius", "fine_radius"),
+    [(1, 2, None), (3, 2, None), (8, 2, None), (1, 4, 1), (3, 3, 1)],
+)
+def test_banded_computation_equals_the_per_query_definition(
+    tile: int, radius: int, fine_radius: int | None
+) -> None:
     rng = np.random.default_rng(1)
     h, w, c = 7, 9, 16
-    cfg = PropagationConfig(memory_frames=2, topk=4, radius=2, temperature=0.2, tile=tile)
+    cfg = PropagationConfig(
+        memory_frames=2, topk=4, radius=radius, fine_radius=fine_radius, temperature=0.2, tile=tile
+    )
     cfg = cfg.model_copy(update={"skip_below": 0.0})
     prop = LabelPropagator(cfg)
     frames = [unit(rng, h, w, c) for _ in range(5)]
@@ -110,6 +145,29 @@ def test_object_follows_known_motion() -> None:
     for g, m in zip(grids[1:], masks[1:], strict=True):
         pred = prop.step(fmap(g)).argmax(0) == 1
         np.testing.assert_array_equal(pred, m)
+
+
+@pytest.mark.parametrize("coarse_sure", [None, 0.9])
+def test_foveated_neighbourhood_keeps_the_reach_for_fast_motion(coarse_sure: float | None) -> None:
+    # 3 cells per frame: beyond the full-resolution radius, within the half-resolution reach
+    grids, masks = moving_object_features(8, step=3)
+    cfg = PropagationConfig(radius=4, fine_radius=1, coarse_sure=coarse_sure, memory_frames=3)
+    prop = LabelPropagator(cfg)
+    prop.add_objects(fmap(grids[0]), {1: masks[0]})
+    ious = []
+    for g, m in zip(grids[1:], masks[1:], strict=True):
+        probs = prop.step(fmap(g))
+        pred = probs.argmax(0) == 1
+        ious.append((pred & m).sum() / (pred | m).sum())
+        assert np.allclose(probs.sum(0), 1.0, atol=1e-5)
+    # the far matches carry half-resolution labels: blurred edges, but the object is kept
+    assert min(ious) > 0.35 and np.mean(ious) >= 0.75
+    # the plain neighbourhood of the full-resolution radius alone loses it
+    plain = LabelPropagator(PropagationConfig(radius=1, memory_frames=3))
+    plain.add_objects(fmap(grids[0]), {1: masks[0]})
+    for g in grids[1:]:
+        pred = plain.step(fmap(g)).argmax(0) == 1
+    assert not (pred & masks[-1]).any()
 
 
 def test_memory_is_bounded_and_outputs_stay_probabilities() -> None:
