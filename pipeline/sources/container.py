@@ -1,9 +1,15 @@
-"""What a video file holds, read with PyAV without decoding it (packet scan)."""
+"""What a video file holds, read with PyAV: a packet scan, then the first frame decoded.
+
+Opening a file costs one pass over its packets (no decoding) and the decoding of its first frame
+(which carries the display rotation); the PyAV reader carries on from that frame, so nothing is
+decoded twice.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,10 @@ from pipeline.sources.base import SourceError
 
 log = logging.getLogger("dinotrack.sources")
 
+# Codec options for the stream probe at open: take the stream parameters from the headers instead
+# of decoding a frame (the first frame is decoded once, by `scan_container`).
+_PROBE_OPTIONS = {"skip_frame": "all"}
+
 
 @dataclass
 class ContainerScan:
@@ -22,8 +32,8 @@ class ContainerScan:
     Attributes:
         path: The file.
         codec: Decoder name (e.g. "h264").
-        width: Stored frame width (before rotation).
-        height: Stored frame height.
+        width: Decoded frame width (before rotation).
+        height: Decoded frame height.
         rotation: Display rotation in degrees counter-clockwise (0, 90, 180 or 270).
         pts: (N,) float64 presentation time in seconds of every frame, in presentation order.
         keyframes: Sorted frame indices of keyframe packets (in decode order).
@@ -55,6 +65,26 @@ class ContainerScan:
         return float(self.pts[-1] - self.pts[0] + last)
 
 
+@dataclass
+class Decoding:
+    """The PyAV decode `scan_container` started: a reader carries on from its first frame.
+
+    Attributes:
+        container: The open PyAV input container (closed by `close`).
+        stream: Its first video stream; decoder threads are set and the decoder is open.
+        first: The first decoded frame (frame 0).
+        rest: The frames decoded after ``first``, in presentation order.
+    """
+
+    container: Any
+    stream: Any
+    first: Any
+    rest: Iterator[Any]
+
+    def close(self) -> None:
+        self.container.close()
+
+
 def check_file(uri: str) -> Path:
     """The path of ``uri`` if it is a readable, non-empty file; else a `SourceError`."""
     path = Path(uri)
@@ -78,83 +108,102 @@ def is_vfr(pts: np.ndarray) -> bool:
     return bool(np.any(np.abs(diffs - median) > max(0.0015, 0.2 * median)))
 
 
-def scan_container(uri: str) -> ContainerScan:
-    """Read the packet index of ``uri``'s first video stream with PyAV.
+def scan_container(uri: str, decode_threads: int = 0) -> tuple[ContainerScan, Decoding]:
+    """Read the packet index of ``uri``'s first video stream with PyAV, then decode frame 0.
+
+    Args:
+        uri: The file.
+        decode_threads: Decoder threads (0 = let the decoder choose); frame and slice threading.
+
+    Returns:
+        The scan, and the decode it started (the caller closes it).
 
     Raises:
         SourceError: Missing, empty or unreadable file, no video stream, unsupported codec,
-            no frames.
+            no frames, or a first frame that does not decode.
     """
     import av
 
     check_file(uri)
     try:
-        container = av.open(uri)
+        container = av.open(uri, options=_PROBE_OPTIONS)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise SourceError(
             f"{uri!r} is not a video (decord and PyAV could not read it: {exc}) — "
             "check that the file is a complete video"
         ) from exc
-    with container:
-        if not container.streams.video:
-            raise SourceError(f"{uri!r} has no video stream — give a file with video")
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise SourceError(
-                f"{uri!r} uses a codec this build cannot decode — re-encode it, "
-                "e.g. to H.264 (ffmpeg -i in -c:v libx264 out.mp4)"
-            )
-        codec = stream.codec_context.name
-        time_base = float(stream.time_base) if stream.time_base else 0.0
-        stamps: list[float] = []
-        keyframes: list[int] = []
-        truncated = False
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                if packet.is_keyframe:
-                    keyframes.append(len(stamps))
-                stamps.append(np.nan if stamp is None else stamp * time_base)
-        except av.FFmpegError as exc:
-            truncated = True
-            log.warning("%r: packet scan stopped after %d frames: %s", uri, len(stamps), exc)
-        rate = stream.guessed_rate or stream.average_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
-        pts = np.asarray(stamps, dtype=np.float64)
-        if len(pts) and np.isnan(pts).any():
-            # No timestamps in the container: derive them from the frame rate.
-            pts = np.arange(len(pts), dtype=np.float64) / (fps or 25.0)
-        pts.sort()
-        if len(pts) == 0:
-            raise SourceError(f"{uri!r} has no frames — the video stream is empty")
-        if fps <= 0 and len(pts) > 1:
-            fps = (len(pts) - 1) / max(float(pts[-1] - pts[0]), 1e-9)
-        rotation = _first_frame_rotation(container, stream, uri)
-        width, height = stream.codec_context.width, stream.codec_context.height
-    return ContainerScan(
+    try:
+        return _scan(container, uri, decode_threads)
+    except BaseException:
+        container.close()
+        raise
+
+
+def _scan(container: Any, uri: str, decode_threads: int) -> tuple[ContainerScan, Decoding]:
+    import av
+
+    if not container.streams.video:
+        raise SourceError(f"{uri!r} has no video stream — give a file with video")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise SourceError(
+            f"{uri!r} uses a codec this build cannot decode — re-encode it, "
+            "e.g. to H.264 (ffmpeg -i in -c:v libx264 out.mp4)"
+        )
+    time_base = float(stream.time_base) if stream.time_base else 0.0
+    stamps: list[float] = []
+    keyframes: list[int] = []
+    truncated = False
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if packet.is_keyframe:
+                keyframes.append(len(stamps))
+            stamps.append(np.nan if stamp is None else stamp * time_base)
+    except av.FFmpegError as exc:
+        truncated = True
+        log.warning("%r: packet scan stopped after %d frames: %s", uri, len(stamps), exc)
+    rate = stream.guessed_rate or stream.average_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    pts = np.asarray(stamps, dtype=np.float64)
+    if len(pts) and np.isnan(pts).any():
+        # No timestamps in the container: derive them from the frame rate.
+        pts = np.arange(len(pts), dtype=np.float64) / (fps or 25.0)
+    pts.sort()
+    if len(pts) == 0:
+        raise SourceError(f"{uri!r} has no frames — the video stream is empty")
+    if fps <= 0 and len(pts) > 1:
+        fps = (len(pts) - 1) / max(float(pts[-1] - pts[0]), 1e-9)
+    decoding = _decode_first(container, stream, uri, decode_threads)
+    scan = ContainerScan(
         path=uri,
-        codec=codec,
-        width=int(width),
-        height=int(height),
-        rotation=rotation,
+        codec=stream.codec_context.name,
+        width=int(decoding.first.width),
+        height=int(decoding.first.height),
+        rotation=int(round(decoding.first.rotation / 90.0)) * 90 % 360,
         pts=pts,
         keyframes=np.asarray(keyframes or [0], dtype=np.int64),
         fps=fps,
         vfr=is_vfr(pts),
         truncated=truncated,
     )
+    return scan, decoding
 
 
-def _first_frame_rotation(container: Any, stream: Any, uri: str) -> int:
-    """Decode the first frame to check the stream decodes, and read its display rotation."""
+def _decode_first(container: Any, stream: Any, uri: str, decode_threads: int) -> Decoding:
+    """Rewind and decode the first frame (it checks the stream decodes and carries the rotation)."""
     import av
 
+    stream.thread_type = "AUTO"
+    if decode_threads:
+        stream.codec_context.thread_count = decode_threads
     try:
         container.seek(0, stream=stream)
-        for frame in container.decode(stream):
-            return int(round(frame.rotation / 90.0)) * 90 % 360
+        frames = container.decode(stream)
+        for first in frames:
+            return Decoding(container=container, stream=stream, first=first, rest=frames)
     except av.FFmpegError as exc:
         raise SourceError(
             f"{uri!r} could not be decoded ({exc}) — the file is damaged or uses an unsupported "

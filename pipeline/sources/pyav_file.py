@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 
 from pipeline.sources.base import SourceInfo
 from pipeline.sources.config import SourceConfig
-from pipeline.sources.container import ContainerScan
+from pipeline.sources.container import ContainerScan, Decoding
 from pipeline.sources.events import EventSink
 from pipeline.sources.sampling import Sampler
 from pipeline.sources.sizing import output_size, rotate
@@ -26,6 +27,8 @@ class PyAVFileSource:
 
     Args:
         scan: The file's packet scan (`pipeline.sources.container.scan_container`).
+        decoding: The decode the scan started; this source owns and closes its container, and
+            reading from frame 0 carries on from its first frame (no re-open, no re-decode).
         source_id: Name put on every frame.
         config: Range, sampling and size settings.
         events: Where ``source.eof`` / ``source.error`` go.
@@ -34,22 +37,22 @@ class PyAVFileSource:
     reader = "pyav"
 
     def __init__(
-        self, scan: ContainerScan, source_id: str, config: SourceConfig, events: EventSink
+        self,
+        scan: ContainerScan,
+        decoding: Decoding,
+        source_id: str,
+        config: SourceConfig,
+        events: EventSink,
     ) -> None:
-        import av
-
         self.scan = scan
         self.source_id = source_id
         self.events = events
         self.dropped = 0
         self.width, self.height = output_size(scan.width, scan.height, config, scan.path)
-        self._container = av.open(scan.path)
-        self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
-        if config.decode_threads:
-            self._stream.codec_context.thread_count = config.decode_threads
+        self._container = decoding.container
+        self._stream = decoding.stream
         self._sampler = Sampler(scan.pts, config)
-        self._fresh = True  # nothing decoded yet: no seek needed to start at frame 0
+        self._started: Decoding | None = decoding  # until used: decoding from frame 0 is under way
         rotated = scan.rotation in (90, 270)
         self.info = SourceInfo(
             uri=scan.path,
@@ -73,14 +76,14 @@ class PyAVFileSource:
         """
         keys = self.scan.keyframes
         key = int(keys[max(0, np.searchsorted(keys, index, side="right") - 1)])
-        seek = not (self._fresh and key == 0)
-        if seek:
-            time_base = float(self._stream.time_base or 0)
-            target = int(round(float(self.scan.pts[key]) / time_base)) if key and time_base else 0
-            self._container.seek(target, stream=self._stream, backward=True)
-            self._stream.codec_context.flush_buffers()  # drop frames decoded before the seek
-        self._fresh = False
-        return key, seek, self._container.decode(self._stream)
+        started, self._started = self._started, None
+        if started is not None and key == 0:
+            return 0, False, itertools.chain([started.first], started.rest)
+        time_base = float(self._stream.time_base or 0)
+        target = int(round(float(self.scan.pts[key]) / time_base)) if key and time_base else 0
+        self._container.seek(target, stream=self._stream, backward=True)
+        self._stream.codec_context.flush_buffers()  # drop frames decoded before the seek
+        return key, True, self._container.decode(self._stream)
 
     def _index_of(self, frame: Any, guess: int) -> int:
         """The source index of the first frame decoded after a seek (nearest scanned PTS)."""

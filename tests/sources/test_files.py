@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import av
 import numpy as np
 import pytest
 
 from pipeline.sources import SourceConfig, SourceError, open_source, probe
-from tests.sources.conftest import assert_content, level
+from tests.sources.conftest import assert_content, frame_image, level
 
 
 @pytest.mark.parametrize("reader", ["decord", "pyav"])
@@ -117,9 +118,58 @@ def test_probe_reports_what_the_source_sees(clips):
         "codec": "h264",
         "vfr": False,
         "rotation": 0,
-        "reader": "decord",
+        "reader": "pyav",
     }
+    assert probe(str(clips["cfr"]), SourceConfig(reader="decord")).reader == "decord"
     assert probe(str(clips["vfr"])).vfr
+
+
+def test_a_file_is_opened_once_and_read_on_from_its_first_decoded_frame(clips, monkeypatch):
+    opened = []
+    real_open = av.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    source = open_source(str(clips["cfr"]), "c")
+    frames = list(source.frames())
+    source.close()
+    assert opened == [str(clips["cfr"])]
+    assert [f.index for f in frames] == list(range(30))
+    assert_content(frames)
+
+
+@pytest.mark.parametrize("reader", ["decord", "pyav"])
+def test_fresh_source_started_inside_the_first_gop_then_read_again(clips, reader):
+    source = open_source(str(clips["cfr"]), "c", SourceConfig(reader=reader))
+    tail = list(source.frames(start=3))  # keyframe 0 lies before it: decode forward, no seek
+    assert [f.index for f in tail] == list(range(3, 30))
+    assert [f.pts for f in tail[:2]] == pytest.approx([0.12, 0.16], abs=1e-4)
+    assert_content(tail)
+    again = list(source.frames())  # the frame decoded at open is used up: rewind
+    assert [f.index for f in again] == list(range(30))
+    assert_content(again)
+
+
+def test_mjpeg_avi_size_comes_from_its_decoded_frames(tmp_path):
+    path = tmp_path / "cam.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")
+            for packet in stream.encode(frame.reformat(format="yuvj420p")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    source = open_source(str(path), "c")
+    frames = list(source.frames())
+    assert (source.info.codec, source.info.width, source.info.height) == ("mjpeg", 64, 48)
+    assert [f.index for f in frames] == list(range(6))
+    assert [f.pts for f in frames] == pytest.approx([0.04 * i for i in range(6)], abs=1e-4)
+    assert_content(frames)
 
 
 def test_file_end_is_an_eof_event(clips, event_log):
@@ -133,9 +183,11 @@ def test_real_footage_decord_and_odd_avi_with_pyav(shared_data):
     mp4, avi = footage / "01_dog.mp4", footage / "crowd_topdown_1280x720.avi"
     if not (mp4.is_file() and avi.is_file()):
         pytest.skip("footage clips not found in the shared data")
-    info = probe(str(mp4), SourceConfig(resize_short_side=360))
-    assert (info.reader, info.frames, info.width, info.height) == ("decord", 289, 640, 360)
-    assert info.fps == pytest.approx(29.97, abs=0.01)
+    for reader in ("auto", "decord"):
+        info = probe(str(mp4), SourceConfig(resize_short_side=360, reader=reader))
+        assert (info.frames, info.width, info.height) == (289, 640, 360)
+        assert info.reader == ("pyav" if reader == "auto" else "decord")
+        assert info.fps == pytest.approx(29.97, abs=0.01)
     # this AVI has an irregular interval (and decord reports garbage timestamps for it): PyAV
     # reads it, with PTS from the container
     source = open_source(str(avi), "crowd", SourceConfig(end=3))
@@ -144,3 +196,5 @@ def test_real_footage_decord_and_odd_avi_with_pyav(shared_data):
     assert [f.index for f in frames] == [0, 1, 2]
     assert [f.pts for f in frames] == pytest.approx([0.04, 0.08, 0.12])
     assert frames[0].image.shape == (720, 1280, 3)
+    with pytest.raises(SourceError, match="cannot be read with decord.*invalid frame timestamps"):
+        open_source(str(avi), "crowd", SourceConfig(reader="decord"))
