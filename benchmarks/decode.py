@@ -1,13 +1,15 @@
 """Decode speed and peak memory of the source layer against raw decord and raw PyAV.
 
-Every case runs in its own subprocess (so peak RSS is its own). Clips: the footage folder
+Every run is its own subprocess (so peak RSS is its own), and the readers of a case take turns
+within each repeat, so a change in the machine's load hits them alike. Clips: the footage folder
 (``../shared/data/footage`` relative to the repo root by default), a generated 1080p clip, and two
-generated small clips of 1,000 and 10,000 frames that show RSS does not grow with video length.
+generated small clips of 1,000 and 10,000 frames that show whether RSS grows with video length.
 
-    python benchmarks/decode.py [FOOTAGE_DIR] [--frames-1080p 120] [--long 10000]
+    python benchmarks/decode.py [FOOTAGE_DIR] [--frames-1080p 120] [--long 10000] [--repeats 3]
 
-Prints one JSON object: machine, settings, and per case frames/s and peak RSS (MiB) of raw decord,
-raw PyAV, the source layer (reader auto) and the source layer with reader="pyav".
+Prints one JSON object: machine, load average, settings, and per case the frames/s (best and
+median of the repeats), CPU seconds and peak RSS (MiB) of raw decord, raw PyAV, the source layer
+(reader auto) and the source layer with reader="decord".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,13 +26,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-READERS = ("decord", "pyav", "source", "source_pyav")
+READERS = ("decord", "pyav", "source", "source_decord")
 
 
 def run_case(reader: str, path: str, stride: int) -> dict:
-    """Decode ``path`` keeping every ``stride``-th frame as RGB arrays; frames/s and peak RSS.
+    """Decode ``path`` keeping every ``stride``-th frame as RGB arrays; frames/s, CPU, peak RSS.
 
-    Imports happen before the clock starts; opening the file is timed.
+    Imports happen before the clock starts; opening the file is timed. CPU seconds count every
+    thread of the process (decoder threads too).
     """
     import av
     import decord
@@ -39,6 +43,7 @@ def run_case(reader: str, path: str, stride: int) -> dict:
     from pipeline.sources import SourceConfig, open_source
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     kept = 0
     checksum = 0
     if reader == "decord":
@@ -60,7 +65,7 @@ def run_case(reader: str, path: str, stride: int) -> dict:
                     kept += 1
                     checksum += int(image[0, 0, 0])
     else:
-        reader_choice = "pyav" if reader == "source_pyav" else "auto"
+        reader_choice = "decord" if reader == "source_decord" else "auto"
         source = open_source(path, "bench", SourceConfig(stride=stride, reader=reader_choice))
         for frame in source.frames():
             kept += 1
@@ -71,6 +76,7 @@ def run_case(reader: str, path: str, stride: int) -> dict:
         "frames": kept,
         "seconds": round(seconds, 3),
         "fps": round(kept / seconds, 1),
+        "cpu_s": round(time.process_time() - cpu_started, 3),
         "peak_rss_mib": peak_rss_mib(),
         "checksum": checksum,
     }
@@ -104,19 +110,53 @@ def make_clip(path: Path, frames: int, width: int, height: int) -> Path:
     return path
 
 
-def measure(reader: str, path: Path, stride: int, repeats: int) -> dict:
-    """Best frames/s and highest peak RSS over ``repeats`` fresh subprocesses."""
-    runs = []
+def run_once(reader: str, path: Path, stride: int) -> dict:
+    """One `run_case` in a fresh subprocess."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--case", reader, str(path), str(stride)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(path: Path, stride: int, repeats: int) -> dict[str, dict]:
+    """Every reader on one clip and stride, the readers taking turns within each repeat.
+
+    Returns per reader: frames, best and median frames/s, median CPU seconds, highest peak RSS.
+    """
+    runs: dict[str, list[dict]] = {reader: [] for reader in READERS}
     for _ in range(repeats):
-        out = subprocess.run(
-            [sys.executable, __file__, "--case", reader, str(path), str(stride)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    best = max(runs, key=lambda r: r["fps"])
-    return {**best, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "runs": len(runs)}
+        for reader in READERS:
+            runs[reader].append(run_once(reader, path, stride))
+    summary = {}
+    for reader, results in runs.items():
+        checksums = {r["checksum"] for r in results}
+        if len(checksums) != 1:
+            raise RuntimeError(f"{reader} on {path}: frames differ between runs ({checksums})")
+        summary[reader] = {
+            "frames": results[0]["frames"],
+            "fps": max(r["fps"] for r in results),
+            "fps_median": round(statistics.median(r["fps"] for r in results), 1),
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in results), 3),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+            "checksum": results[0]["checksum"],
+            "runs": len(results),
+        }
+    return summary
+
+
+def compare(row: dict) -> dict:
+    """The source layer against the faster raw decoder (best fps, and median fps)."""
+    out = {}
+    for stat in ("fps", "fps_median"):
+        faster = max(("decord", "pyav"), key=lambda r: row[r][stat])
+        out[stat] = {
+            "faster_raw": faster,
+            "source_vs_faster_raw": round(row["source"][stat] / row[faster][stat], 3),
+        }
+    return out
 
 
 def main() -> None:
@@ -133,6 +173,7 @@ def main() -> None:
         return
 
     clips = sorted(str(p) for p in Path(args.footage).glob("*.mp4"))
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         generated = {
             "1080p": make_clip(Path(tmp) / "gen_1080p.mp4", args.frames_1080p, 1920, 1080),
@@ -142,19 +183,17 @@ def main() -> None:
         cases = []
         for path in [*clips, str(generated["1080p"])]:
             for stride in (1, 5):
-                row = {"clip": Path(path).name, "stride": stride}
-                for reader in READERS:
-                    row[reader] = measure(reader, Path(path), stride, args.repeats)
-                faster = max(row["decord"]["fps"], row["pyav"]["fps"])
-                row["source_vs_faster_raw"] = round(row["source"]["fps"] / faster, 3)
-                row["source_pyav_vs_raw_pyav"] = round(
-                    row["source_pyav"]["fps"] / row["pyav"]["fps"], 3
-                )
+                row: dict = {"clip": Path(path).name, "stride": stride}
+                row.update(measure(Path(path), stride, args.repeats))
+                if len({row[r]["checksum"] for r in READERS}) != 1:
+                    raise RuntimeError(f"{path} stride {stride}: the readers kept different frames")
+                row["compare"] = compare(row)
                 cases.append(row)
         memory = {
-            name: {r: measure(r, generated[name], 1, args.repeats) for r in READERS}
+            name: measure(generated[name], 1, args.repeats)
             for name in ("short_160x120", "long_160x120")
         }
+    load_after = os.getloadavg()
     report = {
         "benchmark": "decode",
         "machine": {
@@ -162,6 +201,10 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+        },
+        "load_average_1_5_15min": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in load_after],
         },
         "data": {
             "footage": args.footage,
@@ -172,10 +215,12 @@ def main() -> None:
                 "long_160x120": f"{args.long} frames 160x120 H.264",
             },
         },
-        "settings": "RGB uint8 output, full resolution; decord num_threads=0 (auto), "
-        "PyAV thread_type=AUTO; 'source' = open_source with SourceConfig(stride=...) "
-        "(reader auto: decord first), 'source_pyav' = the same with reader='pyav'; "
-        f"best fps and highest peak RSS (VmHWM) of {args.repeats} runs, each in a fresh process",
+        "settings": "RGB uint8 output of every kept frame, full resolution; decord "
+        "num_threads=0 (auto), PyAV thread_type=AUTO; 'source' = open_source with "
+        "SourceConfig(stride=...) (reader auto), 'source_decord' = the same with "
+        "reader='decord'; best and median fps, median CPU seconds (all threads) and highest "
+        f"peak RSS (VmHWM) of {args.repeats} runs, each in a fresh process, the readers taking "
+        "turns; every reader must keep the same frames (checksum of a pixel of each)",
         "cases": cases,
         "rss_vs_length": memory,
     }
