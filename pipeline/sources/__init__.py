@@ -1,4 +1,4 @@
-"""Video sources: files (decord, PyAV fallback), image folders, live streams (PyAV).
+"""Video sources: files (PyAV; decord on request), image folders, live streams (PyAV).
 
 `open_source` picks the source by its URI: an existing directory is an image folder, a URL
 (``rtsp://``, ``http(s)://``, ``udp://`` ...) or ``/dev/video*`` is live, anything else is a file.

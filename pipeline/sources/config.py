@@ -36,8 +36,8 @@ class SourceConfig(BaseModel):
         rtsp_transport: ``"tcp"`` or ``"udp"`` for ``rtsp://`` sources.
         reader: File reader. ``"auto"`` (and ``"pyav"``): PyAV, which carries on from the open's
             packet scan and first decoded frame; on the benchmark clips it decodes as fast as raw
-            decord or faster, and its memory stays flat however long the video (decord's own
-            read-ahead grows with length). ``"decord"``: decord, refused (with a message) for
+            decord or faster, and its memory stays flat however long the video (decord's peak
+            memory varies and grows with length). ``"decord"``: decord, refused (with a message) for
             files whose frame count, timestamps or display rotation it gets wrong.
     """
 

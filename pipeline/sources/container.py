@@ -129,7 +129,7 @@ def scan_container(uri: str, decode_threads: int = 0) -> tuple[ContainerScan, De
         container = av.open(uri, options=_PROBE_OPTIONS)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise SourceError(
-            f"{uri!r} is not a video (decord and PyAV could not read it: {exc}) — "
+            f"{uri!r} is not a video (PyAV could not read it: {exc}) — "
             "check that the file is a complete video"
         ) from exc
     try:

@@ -17,11 +17,15 @@ from pipeline.types import Frame
 
 
 class ReaderUnfit(Exception):
-    """decord cannot be trusted with this file (the message says why); PyAV takes over."""
+    """decord cannot be trusted with this file (the message says why; reader "pyav" can read it)."""
 
 
 class DecordFileSource:
-    """A video file decoded by decord, one frame at a time (memory does not grow with length).
+    """A video file decoded by decord, one frame at a time.
+
+    decord's peak memory is not bounded by this class: its own decoder thread and queues hold
+    what they hold, and on a 10,000-frame 160x120 clip peak RSS varied between runs from 74 to
+    456 MiB (1,000 frames: about 100 MiB). Reader ``"auto"`` uses PyAV, whose memory stays flat.
 
     Args:
         scan: The file's packet scan (`pipeline.sources.container.scan_container`).
