@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ def _scan(container: Any, uri: str, decode_threads: int) -> tuple[ContainerScan,
             "e.g. to H.264 (ffmpeg -i in -c:v libx264 out.mp4)"
         )
     time_base = float(stream.time_base) if stream.time_base else 0.0
-    stamps: list[float] = []
+    stamps = array("d")  # 8 bytes a frame: hours of video stay a few MiB
     keyframes: list[int] = []
     truncated = False
     try:
@@ -167,7 +168,7 @@ def _scan(container: Any, uri: str, decode_threads: int) -> tuple[ContainerScan,
         log.warning("%r: packet scan stopped after %d frames: %s", uri, len(stamps), exc)
     rate = stream.guessed_rate or stream.average_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
-    pts = np.asarray(stamps, dtype=np.float64)
+    pts = np.frombuffer(stamps, dtype=np.float64).copy()
     if len(pts) and np.isnan(pts).any():
         # No timestamps in the container: derive them from the frame rate.
         pts = np.arange(len(pts), dtype=np.float64) / (fps or 25.0)
