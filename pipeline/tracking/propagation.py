@@ -88,6 +88,10 @@ class _Entry:
         return self.coarse
 
 
+_CHILD_DY = torch.tensor([0, 0, 1, 1])  # the four cells of a 2x2 block
+_CHILD_DX = torch.tensor([0, 1, 0, 1])
+
+
 @dataclass
 class _Level:
     """The memory seen at one resolution: cells of ``scale`` grid cells, within ``reach``.
@@ -318,7 +322,7 @@ class LabelPropagator:
         cfg = self.config
         h, w, c = query.shape
         full = levels[0]
-        m, n_ch, t = full.feats.shape[0], full.labels.shape[-1], cfg.tile
+        n_ch, t = full.labels.shape[-1], cfg.tile
         if out is None:
             out = torch.zeros(h, w, n_ch)
             out[..., 0] = 1.0
@@ -336,30 +340,75 @@ class LabelPropagator:
                     continue
                 n_q = (y1 - y0) * (x1 - x0)
                 qt = query[y0:y1, x0:x1].reshape(n_q, c)
-                affs, labels = [], []
-                for lv in levels:
-                    gy0, gy1 = _region(y0, y1, lv.scale, lv.reach, lv.feats.shape[1])
-                    gx0, gx1 = _region(x0, x1, lv.scale, lv.reach, lv.feats.shape[2])
-                    n_r = (gy1 - gy0) * (gx1 - gx0)
-                    kf = lv.feats[:, gy0:gy1, gx0:gx1].reshape(m * n_r, c)
-                    aff = torch.matmul(qt, kf.T)  # (queries, m * region)
-                    outside = self._outside(
-                        (y0, y1 - y0, gy0, gy1 - gy0),
-                        (x0, x1 - x0, gx0, gx1 - gx0),
-                        lv.scale,
-                        lv.reach,
-                        full.reach,
-                    )
-                    aff.view(n_q, m, n_r).masked_fill_(outside[:, None, :], float("-inf"))
-                    affs.append(aff)
-                    labels.append(lv.labels[:, gy0:gy1, gx0:gx1].reshape(m * n_r, n_ch))
-                aff = affs[0] if len(affs) == 1 else torch.cat(affs, 1)
-                lab = labels[0] if len(labels) == 1 else torch.cat(labels, 0)
-                vals, idx = torch.topk(aff, min(cfg.topk, aff.shape[1]), dim=1)
+                full_r = _region(y0, y1, 1, full.reach, h), _region(x0, x1, 1, full.reach, w)
+                aff, region = self._affinity(qt, (y0, y1, x0, x1), full, full_r, full.reach)
+                k = min(cfg.topk, aff.shape[1])
+                vals, idx = torch.topk(aff, k, dim=1)
+                labs = region.labels[idx]  # (queries, k, K+1)
+                if len(levels) > 1:  # the best far matches, at full resolution
+                    far_vals, far_labs = self._far_matches(qt, (y0, y1, x0, x1), levels)
+                    vals, pick = torch.topk(torch.cat([vals, far_vals], 1), k, dim=1)
+                    labs = torch.cat([labs, far_labs], 1)
+                    labs = labs.gather(1, pick[..., None].expand(-1, -1, n_ch))
                 wts = torch.softmax(vals / cfg.temperature, dim=1)
-                res = torch.einsum("qk,qkc->qc", wts, lab[idx])
+                res = torch.einsum("qk,qkc->qc", wts, labs)
                 out[y0:y1, x0:x1] = res.reshape(y1 - y0, x1 - x0, n_ch)
         return out
+
+    def _affinity(
+        self,
+        qt: torch.Tensor,
+        tile: tuple[int, int, int, int],
+        lv: _Level,
+        region: tuple[tuple[int, int], tuple[int, int]],
+        fine: int,
+    ) -> tuple[torch.Tensor, _Level]:
+        """Cosine similarities (queries, m * cells) of a tile's queries to the memory cells of
+        ``region`` at level ``lv``, -inf outside each query's window; and that region's cells."""
+        (y0, y1, x0, x1), ((gy0, gy1), (gx0, gx1)) = tile, region
+        m, c = lv.feats.shape[0], lv.feats.shape[-1]
+        n_q, n_r = qt.shape[0], (gy1 - gy0) * (gx1 - gx0)
+        feats = lv.feats[:, gy0:gy1, gx0:gx1]
+        aff = torch.matmul(qt, feats.reshape(m * n_r, c).T)
+        outside = self._outside(
+            (y0, y1 - y0, gy0, gy1 - gy0), (x0, x1 - x0, gx0, gx1 - gx0), lv.scale, lv.reach, fine
+        )
+        aff.view(n_q, m, n_r).masked_fill_(outside[:, None, :], float("-inf"))
+        labels = lv.labels[:, gy0:gy1, gx0:gx1].reshape(m * n_r, -1)
+        return aff, _Level(lv.scale, feats, labels, lv.reach)
+
+    def _far_matches(
+        self, qt: torch.Tensor, tile: tuple[int, int, int, int], levels: list[_Level]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``topk`` best half-resolution matches of each query beyond the full-resolution
+        window, each replaced by its four full-resolution cells (those outside that window):
+        similarities (queries, 4 topk) and labels (queries, 4 topk, K+1)."""
+        full, half = levels
+        (y0, y1, x0, x1), (h, w) = tile, full.feats.shape[1:3]
+        region = (
+            _region(y0, y1, 2, half.reach, half.feats.shape[1]),
+            _region(x0, x1, 2, half.reach, half.feats.shape[2]),
+        )
+        aff, _ = self._affinity(qt, tile, half, region, full.reach)
+        vals, idx = torch.topk(aff, min(self.config.topk, aff.shape[1]), dim=1)
+        (gy0, gy1), (gx0, gx1) = region
+        n_r, nx = (gy1 - gy0) * (gx1 - gx0), gx1 - gx0
+        frame, cell = torch.div(idx, n_r, rounding_mode="floor"), idx % n_r
+        cy, cx = torch.div(cell, nx, rounding_mode="floor") + gy0, cell % nx + gx0
+        fy = 2 * cy[..., None] + _CHILD_DY  # (queries, k, 4)
+        fx = 2 * cx[..., None] + _CHILD_DX
+        qy = torch.arange(y0, y1).repeat_interleave(x1 - x0)[:, None, None]
+        qx = torch.arange(x0, x1).repeat(y1 - y0)[:, None, None]
+        near = ((fy - qy).abs() <= full.reach) & ((fx - qx).abs() <= full.reach)
+        valid = (fy < h) & (fx < w) & ~near & torch.isfinite(vals)[..., None]
+        flat = ((frame[..., None] * h + fy.clamp(max=h - 1)) * w + fx.clamp(max=w - 1)).reshape(-1)
+        n_q, n_ch = qt.shape[0], full.labels.shape[-1]
+        feats = full.feats.view(-1, qt.shape[1]).index_select(0, flat).view(n_q, -1, qt.shape[1])
+        sims = torch.bmm(feats, qt[:, :, None])[..., 0].masked_fill_(
+            ~valid.view(n_q, -1), -torch.inf
+        )
+        labels = full.labels.view(-1, n_ch).index_select(0, flat).view(n_q, -1, n_ch)
+        return sims, labels
 
     def _outside(
         self,

@@ -41,16 +41,18 @@ def pooled(grid: np.ndarray) -> np.ndarray:
 def reference_propagation(
     query: np.ndarray, mem_feats: list[np.ndarray], mem_labels: list[np.ndarray], cfg
 ) -> np.ndarray:
-    """Straightforward per-query DINO label propagation (loops, no tiling, no skipping); with
-    ``fine_radius``, the memory cells beyond it are 2x2 blocks (averaged, features renormalised)
-    whose centre is within ``radius`` and which are not wholly within ``fine_radius``."""
+    """Straightforward per-query DINO label propagation (loops, no tiling, no skipping). With
+    ``fine_radius``, the memory beyond it is searched as 2x2 blocks (averaged, features
+    renormalised) whose centre is within ``radius`` and which are not wholly within
+    ``fine_radius``; the ``topk`` best blocks (over all memory frames) give their cells outside
+    ``fine_radius`` as candidates."""
     h, w, _ = query.shape
     r = cfg.radius
     rf = r if cfg.fine_radius is None else cfg.fine_radius
     out = np.zeros((h, w, mem_labels[0].shape[-1]), np.float64)
     for y in range(h):
         for x in range(w):
-            sims, labs = [], []
+            sims, labs, blocks = [], [], []
             for f, lab in zip(mem_feats, mem_labels, strict=True):
                 for yy in range(max(0, y - rf), min(h, y + rf + 1)):
                     for xx in range(max(0, x - rf), min(w, x + rf + 1)):
@@ -58,7 +60,7 @@ def reference_propagation(
                         labs.append(lab[yy, xx])
                 if rf >= r:
                     continue
-                fc, lc = pooled(f), pooled(lab)
+                fc = pooled(f)
                 fc /= np.linalg.norm(fc, axis=-1, keepdims=True)
                 for cy in range(fc.shape[0]):
                     for cx in range(fc.shape[1]):
@@ -68,8 +70,15 @@ def reference_propagation(
                             abs(v - x) <= rf for v in xs
                         )
                         if not far and not covered:
-                            sims.append(float(query[y, x] @ fc[cy, cx]))
-                            labs.append(lc[cy, cx])
+                            blocks.append((float(query[y, x] @ fc[cy, cx]), f, lab, ys, xs))
+            best = sorted(blocks, key=lambda b: -b[0])[: cfg.topk]
+            for _, f, lab, ys, xs in best:
+                for yy in ys:
+                    for xx in xs:
+                        near = abs(yy - y) <= rf and abs(xx - x) <= rf
+                        if yy < h and xx < w and not near:
+                            sims.append(float(query[y, x] @ f[yy, xx]))
+                            labs.append(lab[yy, xx])
             sims_a = np.array(sims)
             order = np.argsort(-sims_a, kind="stable")[: cfg.topk]
             wts = np.exp((sims_a[order] - sims_a[order].max()) / cfg.temperature)
