@@ -115,13 +115,10 @@ class PyAVFileSource:
                     target = next(wanted, None)
                     if target is None:
                         break
-                    next_key = np.searchsorted(keys, index, side="right")
-                    if (
-                        target - index > _SEEK_GAP
-                        and next_key < len(keys)
-                        and keys[next_key] <= target
-                    ):
-                        break  # re-seek
+                    if target - index > _SEEK_GAP:
+                        next_key = np.searchsorted(keys, index, side="right")
+                        if next_key < len(keys) and keys[next_key] <= target:
+                            break  # re-seek
                 else:
                     raise self.events.error(
                         f"{self.scan.path!r} is truncated: it ends after frame {last} of "
