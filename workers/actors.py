@@ -2,7 +2,11 @@
 
 Frames travel through Ray's object store as references (numpy arrays are zero-copy there); no
 stage pulls whole frames through the driver. Each actor declares a fraction of a CPU so that all
-stages of several sources fit on a small machine, and sets its own torch thread count.
+stages of several sources fit on a small machine, and sets its own compute thread counts.
+
+Each actor is given only the part of the settings it uses, and this module imports nothing heavy:
+an actor's process loads only what its stage needs (the source and publisher processes never import
+torch, which costs seconds of CPU per process).
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from pipeline.settings import Settings
 from pipeline.types import FeatureMap, Frame, FrameResult
 from pipeline.wire import Event
 from workers.metrics import MetricsBuffer
+
+if TYPE_CHECKING:
+    from pipeline.models.config import BackboneConfig, SegmenterConfig
+    from pipeline.outputs.redis_streams import PublishConfig
+    from pipeline.settings import Settings
+    from pipeline.sources.config import SourceConfig
 
 STAGE_CPUS = 0.05  # logical: lets ~10 sources' stages share one CPU of a node
 
@@ -38,10 +47,14 @@ class _Metered:
         return os.getpid()
 
 
-def _torch_threads(n: int) -> None:
+def _compute_threads(n: int) -> None:
+    """Torch's and OpenCV's thread pools of this actor's process (several actors share a core:
+    pools sized to the machine would oversubscribe it)."""
+    import cv2
     import torch
 
     torch.set_num_threads(max(1, n))
+    cv2.setNumThreads(max(1, n))
 
 
 @dataclass
@@ -59,14 +72,14 @@ class FrameMeta:
 class SourceActor(_Metered):
     """Decodes one source; `next` returns (small metadata, frame) as two objects."""
 
-    def __init__(self, uri: str, source_id: str, settings: Settings, start: int = 0):
+    def __init__(self, uri: str, source_id: str, config: SourceConfig, start: int = 0):
         from pipeline.sources import open_source
 
         self.metrics = MetricsBuffer()
         self.source_id = source_id
         # live sources report events from their reader thread: deque appends/pops are atomic
         self._events: collections.deque[Event] = collections.deque()
-        self._source = open_source(uri, source_id, settings.source, on_event=self._events.append)
+        self._source = open_source(uri, source_id, config, on_event=self._events.append)
         self._frames = self._source.frames(start=start)
 
     def get_info(self) -> dict[str, Any]:
@@ -103,16 +116,16 @@ class BackboneActor(_Metered):
     model together (up to the backbone's ``batch_size``).
     """
 
-    def __init__(self, settings: Settings, threads: int | None = None, wait_ms: float = 5.0):
+    def __init__(self, config: BackboneConfig, threads: int | None = None, wait_ms: float = 5.0):
         from pipeline.models.registry import build_backbone
 
-        _torch_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+        _compute_threads(threads or max(1, (os.cpu_count() or 2) - 1))
         self.metrics = MetricsBuffer()
         t0 = time.perf_counter()
-        self.backbone = build_backbone(settings.backbone)
+        self.backbone = build_backbone(config)
         self.load_s = time.perf_counter() - t0
         self.metrics.observe_model_load(self.backbone.name, self.load_s)
-        self.batch_size = settings.backbone.batch_size
+        self.batch_size = config.batch_size
         self.wait_s = wait_ms / 1000
         self.batches: list[int] = []
         self._queue: queue.Queue = queue.Queue()
@@ -175,21 +188,22 @@ def _gpu_share(settings: Settings) -> float:
 
 def start_backbone(settings: Settings) -> Any:
     """A `BackboneActor` for these settings (restarted by Ray if it dies)."""
-    return BackboneActor.options(max_restarts=-1, num_gpus=_gpu_share(settings)).remote(settings)
+    gpus = _gpu_share(settings)
+    return BackboneActor.options(max_restarts=-1, num_gpus=gpus).remote(settings.backbone)
 
 
 @ray.remote(num_cpus=STAGE_CPUS, max_concurrency=8)
 class SegmenterActor(_Metered):
     """A heavy segmenter (SAM) shared by the trackers of a worker; used on keyframes only."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, name: str, config: SegmenterConfig):
         from pipeline.models.registry import build_segmenter
 
-        _torch_threads(max(1, (os.cpu_count() or 2) - 1))
+        _compute_threads(max(1, (os.cpu_count() or 2) - 1))
         self.metrics = MetricsBuffer()
         t0 = time.perf_counter()
-        self.segmenter = build_segmenter(settings.segmenter, settings.sam)
-        self.metrics.observe_model_load(settings.segmenter, time.perf_counter() - t0)
+        self.segmenter = build_segmenter(name, config)
+        self.metrics.observe_model_load(name, time.perf_counter() - t0)
         self._lock = threading.Lock()
 
     def segment(self, image: Any, features: FeatureMap, requests: list) -> list:
@@ -223,7 +237,10 @@ def start_segmenter(settings: Settings) -> Any:
     """A shared `SegmenterActor` for heavy segmenters; None for ``none`` (built in each tracker)."""
     if settings.segmenter == "none":
         return None
-    return SegmenterActor.options(max_restarts=-1, num_gpus=_gpu_share(settings)).remote(settings)
+    gpus = _gpu_share(settings)
+    return SegmenterActor.options(max_restarts=-1, num_gpus=gpus).remote(
+        settings.segmenter, settings.sam
+    )
 
 
 @ray.remote(num_cpus=STAGE_CPUS)
@@ -243,7 +260,7 @@ class TrackerActor(_Metered):
         from pipeline.models.registry import build_segmenter
         from pipeline.tracking.tracker import Tracker
 
-        _torch_threads(1)
+        _compute_threads(1)
         self.metrics = MetricsBuffer()
         self.source_id = source_id
         if segmenter is None:
@@ -293,10 +310,10 @@ class TrackerActor(_Metered):
 class PublisherActor(_Metered):
     """Writes a source's results, events, state and checkpoints to Redis."""
 
-    def __init__(self, redis_url: str, source_id: str, settings: Settings):
+    def __init__(self, redis_url: str, source_id: str, config: PublishConfig):
         from pipeline.outputs.redis_streams import Publisher, connect
 
-        self.publisher = Publisher(connect(redis_url), source_id, settings.publish)
+        self.publisher = Publisher(connect(redis_url), source_id, config)
         self.metrics = MetricsBuffer()
         self._reported = (0, 0, 0)  # errors, retries, dropped already counted
 

@@ -179,10 +179,14 @@ class SourceRun:
             publish = settings.publish.model_copy(update={"batch": 1})
             settings = settings.model_copy(update={"publish": publish})
         s.backbone, _ = resolve_backbone_name(settings.backbone.name)
-        source = SourceActor.options(**opts).remote(self.uri, self.source_id, settings, start)
+        source = SourceActor.options(**opts).remote(
+            self.uri, self.source_id, settings.source, start
+        )
         if self._backbone is None:
             self._backbone = start_backbone(settings)
-        publisher = PublisherActor.options(**opts).remote(self.redis_url, self.source_id, settings)
+        publisher = PublisherActor.options(**opts).remote(
+            self.redis_url, self.source_id, settings.publish
+        )
         tracker = TrackerActor.options(**opts).remote(
             self.source_id, settings, s.backbone, self.prompts, state, self._segmenter,
             self._backbone,

@@ -179,3 +179,27 @@ def test_chunked_run_reads_as_one_continuous_run(settings: Settings, long_clip, 
     assert {t.id for r in results for t in r.tracks} == {1}  # the same object, the same id
     assert not client.keys("dinotrack:chunked~chunk*")  # temporary streams removed
     assert client.hget(state_key("chunked"), "status") == b"finished"
+
+
+def test_source_and_publisher_processes_do_not_load_torch(
+    settings: Settings, square_clip, redis_url: str
+) -> None:
+    """Only the model stages pay for importing torch (seconds of CPU per actor process)."""
+    import sys
+
+    import ray
+
+    from workers.actors import PublisherActor, SourceActor
+
+    source = SourceActor.remote(str(square_clip[0]), "light", settings.source)
+    publisher = PublisherActor.remote(redis_url, "light", settings.publish)
+
+    def heavy(_actor: object) -> list[str]:
+        return sorted(m for m in ("torch", "cv2", "scipy", "pipeline.settings") if m in sys.modules)
+
+    try:
+        assert ray.get(source.get_info.remote())["frames"] == 30
+        assert ray.get([a.__ray_call__.remote(heavy) for a in (source, publisher)]) == [[], []]
+    finally:
+        for actor in (source, publisher):
+            ray.kill(actor, no_restart=True)
