@@ -52,10 +52,17 @@ def plan_chunks(lo: int, hi: int, n: int, overlap: int, stride: int = 1) -> list
     ]
 
 
-def auto_chunks(total: int) -> int:
-    """One chunk per 1,000 frames, at most one per CPU Ray offers."""
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(1, min(cpus, total // 1000))
+#: CPUs one chunk keeps busy: its tracker and its share of the backbone (a single run already
+#: overlaps its stages on two cores, so more chunks than CPUs / 2 only add actor start-up).
+CPUS_PER_CHUNK = 2
+#: Frames a chunk should have at least, so that its actors' start-up and overlap stay small.
+MIN_CHUNK_FRAMES = 500
+
+
+def auto_chunks(total: int, cpus: float) -> int:
+    """The chunks ``cpus`` CPUs run in parallel to advantage: one per `CPUS_PER_CHUNK` CPUs, each
+    at least `MIN_CHUNK_FRAMES` frames long (1 on a 2-core machine or for a short file)."""
+    return max(1, min(int(cpus) // CPUS_PER_CHUNK, total // MIN_CHUNK_FRAMES))
 
 
 def enrol_prompts(settings: Settings, uri: str, prompts: list[dict]) -> list[tuple[Any, Any]]:
@@ -116,9 +123,9 @@ def run_chunked(
     lo, hi = resolve_range(settings.source.start, settings.source.end,
                            [i / fps for i in range(info.frames)])  # fmt: skip
     plan = plan_chunks(lo, hi, chunks, overlap, settings.source.stride)
+    backbone, segmenter = start_backbone(settings), start_segmenter(settings)  # load meanwhile
     enrolled = enrol_prompts(settings, uri, prompts) if len(plan) > 1 else []
     client = redis.Redis.from_url(redis_url)
-    backbone, segmenter = start_backbone(settings), start_segmenter(settings)
     t0 = time.perf_counter()
     runs: list[SourceRun] = []
     done = [0] * len(plan)

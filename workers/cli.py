@@ -297,15 +297,17 @@ def run(
 
 
 def chunk_count(chunks: str, frames: int | None, settings) -> int:
-    """--chunks as a number (auto: one per 1,000 frames, at most one per CPU)."""
+    """--chunks as a number (auto: by the CPUs Ray offers and the length, see `auto_chunks`)."""
     if chunks == "auto":
+        import ray
+
         from workers.chunks import auto_chunks
         from workers.runner import init_ray
 
         if not frames:
             return 1
         init_ray(settings)
-        return auto_chunks(frames)
+        return auto_chunks(frames, ray.cluster_resources().get("CPU", 1))
     if not chunks.isdigit() or int(chunks) < 1:
         fail(f"--chunks must be auto or a positive number, not '{chunks}'")
     if int(chunks) > 1 and not frames:
