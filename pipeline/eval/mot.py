@@ -153,27 +153,20 @@ class PeerRunner:
 
 
 def _dinotrack_rows(
-    frame_index: int, result: Any, update: Any, dets: np.ndarray, matched_only: bool = False
+    frame_index: int, result: Any, update: Any, n_dets: int, matched_only: bool = False
 ) -> list[list]:
-    """MOT rows of one frame: confirmed tracks, with the detection box where a detection matched
-    the track this frame (as the box-only trackers report) and the published (propagated) box
-    otherwise, or no row at all with ``matched_only``."""
-    # observation indices past the detections are the tracker's own re-detections: no det box
-    det_box = {
-        tid: dets[oi, :4]
-        for oi, tid in {**update.matched, **update.recovered}.items()
-        if oi < len(dets)
-    }
+    """MOT rows of one frame: confirmed tracks with a published box (the tracker's motion-model box
+    for tracks that follow detections), or with ``matched_only`` only those matched to one of the
+    ``n_dets`` detections in this frame, as the box-only trackers report."""
+    # observation indices past the detections are the tracker's own re-detections
+    matched = {tid for oi, tid in {**update.matched, **update.recovered}.items() if oi < n_dets}
     rows = []
     for track in result.tracks:
-        if track.state != TrackState.ACTIVE:
+        if track.state != TrackState.ACTIVE or track.box is None:
             continue
-        box = det_box.get(track.id)
-        if box is None:
-            if track.box is None or matched_only:
-                continue
-            box = track.box
-        x0, y0, x1, y1 = (float(v) for v in box)
+        if matched_only and track.id not in matched:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in track.box)
         rows.append([frame_index + 1, track.id, x0, y0, x1 - x0, y1 - y0, track.score, -1, -1, -1])
     return rows
 
@@ -204,9 +197,11 @@ def run_mot(
     Returns:
         ``{"sequence", "frames", "detections", "backbone", "segmenter", "results": {tracker:
         metrics + fps + path}, "notes": [...]}``; metrics in percent (HOTA, DetA, AssA, IDF1, MOTA,
-        ...) and counts. ``dinotrack`` reports every confirmed track of the published results (the
-        matched detection's box where there is one); ``dinotrack-matched`` only the tracks matched
-        to a detection in the frame, as the box-only peers report (file ``<stem>.matched.txt``).
+        ...) and counts. ``dinotrack`` reports every confirmed track the published results give a
+        box (see `IdentityManager.published_box`: the filtered box where a detection matched,
+        a short constant-velocity coast where detections missed it); ``dinotrack-matched`` only the
+        tracks matched to a detection in the frame, as the box-only peers report (file
+        ``<stem>.matched.txt``).
     """
     from pipeline.sources import open_source
     from pipeline.tracking.tracker import Tracker, TrackerConfig
@@ -243,8 +238,8 @@ def run_mot(
             result = tracker.step(frame, features, observations)
             track_seconds += time.perf_counter() - t0
             update = tracker.identities.last_update
-            rows += _dinotrack_rows(frame.index, result, update, d)
-            matched_rows += _dinotrack_rows(frame.index, result, update, d, matched_only=True)
+            rows += _dinotrack_rows(frame.index, result, update, len(d))
+            matched_rows += _dinotrack_rows(frame.index, result, update, len(d), matched_only=True)
             for runner in runners:
                 runner.step(frame.index, frame.image, d)
             n += 1

@@ -8,11 +8,20 @@ detector or periodic re-detection). It links observations to tracks with ONE Hun
 * overlap: mask IoU with the propagated mask when both masks are known, else box IoU with a
   constant-velocity prediction of the last observed box (observations drive the motion model:
   propagated boxes drift, so the propagated box only stands in once a track has gone unobserved for
-  longer than ``max_predict_frames``, as prompt-only tracks do);
+  longer than ``max_predict_frames``, as prompt-only tracks do), mixed for a box-only observation
+  with the IoU of its box and the propagated mask (``box_mask_weight``): where two people cross,
+  their predicted boxes are alike but the label propagation has given each one its own pixels;
 * appearance: cosine similarity of the observation's feature prototype with the track's running
   prototype (tentative and active tracks) or with the best entry of its gallery (lost tracks);
 * a motion gate: the distance between box centres, relative to the track's size, must be under
   ``gate`` (``reid_gate`` for lost tracks), and the box areas may differ by at most ``size_gate``x.
+
+The published box of a track that follows detections comes from that motion model, not from the
+propagated mask (which is coarse at box level): the filtered box in a frame where a detection
+matched it; its constant-velocity prediction for up to ``coast_frames`` frames whose detections
+missed it, while that box stays at least ``coast_min_inside`` inside the image; then no box until a
+detection matches it again (`published_box`). Tracks no detection ever matched (prompt-only
+tracks) and frames without detections keep the propagated box.
 
 Unmatched observations start tentative tracks, confirmed after ``confirm_frames`` matched frames.
 Prompt observations always start confirmed tracks. An active track whose propagated score falls
@@ -46,8 +55,9 @@ class IdentityConfig(pydantic.BaseModel):
 
     confirm_frames: int = pydantic.Field(2, ge=1)
     """Matched frames (birth included) before a tentative track becomes active."""
-    tentative_max_misses: int = pydantic.Field(1, ge=0)
-    """Frames a tentative track may go unmatched before it is dropped (its id is not reused)."""
+    tentative_max_misses: int = pydantic.Field(0, ge=0)
+    """Frames a tentative track may go unmatched before it is dropped (its id is not reused); 0:
+    confirmation takes consecutive matches, as ByteTrack's (a false detection seldom repeats)."""
     lost_score: float = pydantic.Field(0.3, ge=0.0, le=1.0)
     """An unmatched active track whose propagated score is below this becomes lost."""
     max_unmatched_frames: int | None = pydantic.Field(3, ge=1)
@@ -71,9 +81,17 @@ class IdentityConfig(pydantic.BaseModel):
     appearance_floor: float = pydantic.Field(0.5, ge=-1.0, lt=1.0)
     """Cosine similarity that counts as no resemblance: similarities in [floor, 1] are mapped to
     [0, 1] in the match score (prototypes of any two objects of one class are rarely far apart)."""
+    box_mask_weight: float = pydantic.Field(0.5, ge=0.0, le=1.0)
+    """Weight, in a box-only observation's overlap with a track, of the IoU between its box and the
+    track's propagated mask (the rest: box IoU with the motion prediction)."""
     min_iou: float = pydantic.Field(0.1, ge=0.0, le=1.0)
     """Least overlap of an observation with a tentative or active track's predicted or propagated
     box (or mask) to match it; appearance only chooses among overlapping candidates."""
+    box_reid_by_looks: bool = False
+    """Whether a box-only observation (a detection without a mask) may recover a lost track on
+    looks alone anywhere within ``reid_gate``, as masked observations and re-detections may; False:
+    it must overlap the track's predicted box by ``min_iou``, as for a followed track (a box's
+    prototype holds background, and people look alike to ImageNet features: measured on MOT15)."""
     reid_discount: float = pydantic.Field(0.5, gt=0.0, le=1.0)
     """Lost tracks' match scores are scaled by this in the one assignment, so that a tentative or
     active track wins an observation that a lost track could also take."""
@@ -92,6 +110,13 @@ class IdentityConfig(pydantic.BaseModel):
     """How little a new box changes the velocity (its gain is 1 - this, per frame)."""
     box_smoothing: float = pydantic.Field(0.6, gt=0.0, le=1.0)
     """Weight of a new box against the predicted one (1: take measured boxes as they are)."""
+    coast_frames: int = pydantic.Field(1, ge=0)
+    """Frames with detections that miss a detection-driven track in which it is still published, at
+    its constant-velocity predicted box; past that it is published without a box (not visible)
+    until a detection matches it again (it stays active for association meanwhile)."""
+    coast_min_inside: float = pydantic.Field(0.5, ge=0.0, le=1.0)
+    """Least fraction of a coasted box's area inside the image for it to be published (an object
+    walking out of the image is not published past the border)."""
     min_match_score: float = pydantic.Field(0.3, ge=0.0, le=1.0)
     """Least match score for an observation to join a track."""
     duplicate_iou: float = pydantic.Field(0.7, ge=0.0, le=1.0)
@@ -152,6 +177,8 @@ class _Identity:
     hits: int = 1
     misses: int = 0  # consecutive unmatched frames while tentative
     unmatched: int = 0  # consecutive frames with observations and no match while active
+    detected: int | None = None  # last frame a detection (not prompt, re-detection) matched it
+    detection_misses: int = 0  # consecutive frames with detections since then that missed it
     lost_since: int | None = None
     prototype: np.ndarray | None = None
     gallery: deque = field(default_factory=deque)
@@ -199,6 +226,16 @@ def _mask_overlap(prop: TrackedObject | None, obs: Observation) -> float | None:
     return mask_iou(prop.mask, obs.mask) if prop.mask.shape == obs.mask.shape else None
 
 
+def _box_mask_iou(mask: np.ndarray, area: int, box: Box) -> float:
+    """IoU of a mask (with ``area`` pixels) and the pixels of a box (clipped to the mask)."""
+    h, w = mask.shape
+    x0, y0 = min(max(round(box[0]), 0), w), min(max(round(box[1]), 0), h)
+    x1, y1 = min(max(round(box[2]), x0), w), min(max(round(box[3]), y0), h)
+    inter = int(np.count_nonzero(mask[y0:y1, x0:x1]))
+    union = area + (x1 - x0) * (y1 - y0) - inter
+    return inter / union if union > 0 else 0.0
+
+
 class IdentityManager:
     """Gives observations track ids, and tracks their life cycle, for one source.
 
@@ -215,6 +252,7 @@ class IdentityManager:
         self._events: list[Event] = []
         self.last_update = IdentityUpdate()
         """What the latest `update` decided (e.g. to report detection boxes of matched tracks)."""
+        self._detections_frame: int | None = None  # latest frame that brought detections
 
     # ----------------------------------------------------------------------------------------
     # queries
@@ -241,6 +279,39 @@ class IdentityManager:
         """Running (L2-normalised) appearance prototype of a live track, or None."""
         ident = self._tracks.get(track_id)
         return None if ident is None else ident.prototype
+
+    def published_box(
+        self, track_id: int, frame_index: int, image_size: tuple[int, int], propagated: Box | None
+    ) -> Box | None:
+        """The box to publish for a live track in this frame (after `update` for it).
+
+        Args:
+            track_id: The track.
+            frame_index: The frame of the latest `update`.
+            image_size: (height, width) of the frame.
+            propagated: The box of the track's propagated (or corrected) mask, or None.
+
+        Returns:
+            For a track no detection ever matched, or in a frame without detections: the
+            propagated box. Otherwise the motion model's: the filtered box when a detection matched
+            it in this frame; its constant-velocity prediction for the first ``coast_frames``
+            frames whose detections missed it, if at least ``coast_min_inside`` of it lies in the
+            image; else None (not visible).
+        """
+        cfg = self.config
+        ident = self._tracks.get(track_id)
+        if ident is None or ident.detected is None or self._detections_frame != frame_index:
+            return propagated
+        if ident.detected == frame_index:
+            return ident.box
+        if ident.detection_misses > cfg.coast_frames:
+            return None
+        box = ident.predicted_box(frame_index, cfg.max_predict_frames)
+        height, width = image_size
+        clipped = (max(box[0], 0.0), max(box[1], 0.0), min(box[2], width), min(box[3], height))
+        inside = _area(clipped)
+        area = _area(box)
+        return box if area > 0 and inside >= cfg.coast_min_inside * area else None
 
     def pop_events(self) -> list[Event]:
         """Events since the last call (track.started/lost/recovered/ended), oldest first."""
@@ -307,6 +378,14 @@ class IdentityManager:
         matched_ids = {tid for _, tid in pairs}
         detected = any(not observations[i].for_lost for i in candidates)
         self._age(frame_index, props, matched_ids, detected, update)
+        if detected:
+            self._detections_frame = frame_index
+            by_detection = {tid for oi, tid in pairs if not observations[oi].for_lost}
+            for tid, ident in self._tracks.items():
+                if tid in by_detection:
+                    ident.detected, ident.detection_misses = frame_index, 0
+                elif ident.detected is not None:
+                    ident.detection_misses += 1
 
         # Births: prompts always; other unmatched observations unless they duplicate a live track.
         assigned = {oi for oi, _ in pairs}
@@ -329,6 +408,8 @@ class IdentityManager:
                 if overlap >= cfg.duplicate_iou:
                     continue
             ident = self._birth(obs, protos[oi], frame_index)
+            if not obs.from_prompt:
+                ident.detected = frame_index
             update.born[oi] = ident.track_id
             live_boxes.append(ident.box)
         self.last_update = update
@@ -376,6 +457,8 @@ class IdentityManager:
             if stale and prop is not None and prop.box is not None and prop.score >= cfg.lost_score:
                 refs.append(prop.box)
             ious = box_iou(obs_boxes, np.array(refs)).max(axis=1)
+            prop_mask = None if prop is None or cfg.box_mask_weight == 0 else prop.mask
+            prop_area = 0 if prop_mask is None else int(np.count_nonzero(prop_mask))
             for r, oi in enumerate(candidates):
                 obs = observations[oi]
                 if obs.for_lost and not lost:
@@ -386,13 +469,17 @@ class IdentityManager:
                 overlap = float(ious[r])
                 if (m := _mask_overlap(prop, obs)) is not None:
                     overlap = m
-                if not lost and overlap < cfg.min_iou:
+                elif obs.mask is None and prop_mask is not None and prop_area > 0:
+                    by_mask = _box_mask_iou(prop_mask, prop_area, obs.box)
+                    overlap += cfg.box_mask_weight * (by_mask - overlap)
+                by_looks = lost and (obs.mask is not None or obs.for_lost or cfg.box_reid_by_looks)
+                if not by_looks and overlap < cfg.min_iou:
                     continue
                 appearance = self._appearance(ident, protos[oi], prop, lost)
                 if lost and appearance is not None and appearance < cfg.reid_threshold:
                     continue
                 combined = self._combine(overlap, appearance)
-                if lost and appearance is not None:  # looks alone may re-identify (within gate)
+                if by_looks and appearance is not None:  # looks alone may re-identify (in gate)
                     combined = max(combined, self._combine(1.0, appearance))
                 if combined >= cfg.min_match_score:
                     score[r, j] = combined * discount
@@ -561,6 +648,7 @@ class IdentityManager:
         """JSON-serialisable snapshot (pending events are not included)."""
         return {
             "next_id": self._next_id,
+            "detections_frame": self._detections_frame,
             "tracks": [
                 {
                     "track_id": t.track_id,
@@ -574,6 +662,8 @@ class IdentityManager:
                     "hits": t.hits,
                     "misses": t.misses,
                     "unmatched": t.unmatched,
+                    "detected": t.detected,
+                    "detection_misses": t.detection_misses,
                     "lost_since": t.lost_since,
                     "prototype": None if t.prototype is None else t.prototype.tolist(),
                     "gallery": [g.tolist() for g in t.gallery],
@@ -586,6 +676,7 @@ class IdentityManager:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a snapshot made by `state_dict` (replaces every track)."""
         self._next_id = int(state["next_id"])
+        self._detections_frame = state.get("detections_frame")
         self._tracks = {}
         for d in state["tracks"]:
             proto = d["prototype"]
@@ -601,6 +692,8 @@ class IdentityManager:
                 hits=int(d["hits"]),
                 misses=int(d["misses"]),
                 unmatched=int(d["unmatched"]),
+                detected=d.get("detected"),
+                detection_misses=int(d.get("detection_misses", 0)),
                 lost_since=d["lost_since"],
                 prototype=None if proto is None else np.asarray(proto, dtype=np.float32),
                 gallery=deque(

@@ -250,7 +250,7 @@ class Tracker:
             width=w,
             height=h,
             backbone=self.backbone_name,
-            tracks=self._tracks(masks, scores, boxes),
+            tracks=self._tracks(frame.index, masks, scores, boxes),
         )
 
     def _redetect_lost(self, features: FeatureMap, h: int, w: int) -> list[Observation]:
@@ -402,15 +402,20 @@ class Tracker:
 
     def _tracks(
         self,
+        frame_index: int,
         masks: dict[int, np.ndarray],
         scores: dict[int, float],
         boxes: dict[int, tuple[float, float, float, float] | None],
     ) -> list[Track]:
+        """Published tracks: the identity manager decides the box of tracks that follow detections
+        (motion model), the mask's box stands for the others."""
         tracks = []
         for tid in self.identities.live_ids():
             state = self.identities.state(tid)
             mask = masks.get(tid)
-            box = boxes.get(tid)
+            box = None
+            if mask is not None:
+                box = self.identities.published_box(tid, frame_index, mask.shape, boxes.get(tid))
             visible = mask is not None and box is not None and state != TrackState.LOST
             tracks.append(
                 Track(

@@ -210,3 +210,29 @@ def test_run_mot_on_a_synthetic_sequence(tmp_path: Path) -> None:
     assert report["results"]["dinotrack"]["IDSW"] == 0
     if peers:
         assert report["results"]["bytetrack"]["IDSW"] == 0
+
+
+def test_dinotrack_rows_report_published_boxes_of_confirmed_tracks() -> None:
+    """Every confirmed track with a published box is a row (its own box, a coasted one included);
+    matched_only keeps the tracks matched to one of the frame's detections, not re-detections."""
+    from pipeline.eval.mot import _dinotrack_rows
+    from pipeline.tracking.identities import IdentityUpdate
+    from pipeline.types import FrameResult, Track, TrackState
+
+    tracks = [
+        Track(1, None, TrackState.ACTIVE, 0.9, (10.0, 20.0, 30.0, 60.0)),  # matched to det 0
+        Track(2, None, TrackState.ACTIVE, 0.5, (50.0, 20.0, 70.0, 60.0)),  # coasted
+        Track(3, None, TrackState.ACTIVE, 0.7, (90.0, 20.0, 99.0, 60.0)),  # re-detected (obs 2)
+        Track(4, None, TrackState.ACTIVE, 0.0, None),  # not visible
+        Track(5, None, TrackState.TENTATIVE, 0.8, (0.0, 0.0, 5.0, 5.0)),
+    ]
+    result = FrameResult("s", 4, 0.0, 0.0, 128, 96, "b", tracks)
+    update = IdentityUpdate(matched={0: 1}, recovered={2: 3})
+    rows = _dinotrack_rows(4, result, update, n_dets=2)
+    assert [r[:6] for r in rows] == [
+        [5, 1, 10.0, 20.0, 20.0, 40.0],
+        [5, 2, 50.0, 20.0, 20.0, 40.0],
+        [5, 3, 90.0, 20.0, 9.0, 40.0],
+    ]
+    matched = _dinotrack_rows(4, result, update, n_dets=2, matched_only=True)
+    assert [r[1] for r in matched] == [1]

@@ -247,3 +247,88 @@ def test_remove_ends_a_track_and_keeps_its_id_retired() -> None:
     assert manager.state(tid) == TrackState.ENDED and manager.remove(tid) is False
     assert [(e.kind, e.message) for e in manager.pop_events()][-1] == ("track.ended", "removed")
     assert manager.update(1, [], [Observation(box=_box(50, 50))], [None]).born[0] == tid + 1
+
+
+def test_published_box_filters_detections_coasts_one_miss_then_hides() -> None:
+    """A track that follows detections publishes its motion-model box: the alpha-beta filtered box
+    where a detection matched, the constant-velocity prediction for ``coast_frames`` frames whose
+    detections miss it, then no box until a detection matches it again."""
+    cfg = IdentityConfig(confirm_frames=1, box_smoothing=0.5, velocity_momentum=0.5)
+    manager = IdentityManager(cfg)
+    size = (480, 640)
+    other = Observation(box=_box(500, 300))  # keeps every frame a frame with detections
+    update = manager.update(0, [], [Observation(box=_box(100, 100)), other], [None, None])
+    tid = update.born[0]
+    assert manager.published_box(tid, 0, size, None) == _box(100, 100)
+    # measured at x=110: predicted 100 (no velocity yet), filtered centre 105, velocity 0.5 * 10
+    tracked = [TrackedObject(tid, None, _box(90, 100), 0.9, None)]
+    manager.update(1, tracked, [Observation(box=_box(110, 100)), other], [None, None])
+    assert manager.published_box(tid, 1, size, _box(90, 100)) == pytest.approx(_box(105, 100))
+    # missed once: the prediction (105 + 5), not the propagated box; missed twice: not visible
+    manager.update(2, tracked, [other], [None])
+    assert manager.published_box(tid, 2, size, _box(90, 100)) == pytest.approx(_box(110, 100))
+    manager.update(3, tracked, [other], [None])
+    assert manager.state(tid) == TrackState.ACTIVE
+    assert manager.published_box(tid, 3, size, _box(90, 100)) is None
+    # a frame without any detection: the propagated box stands in
+    manager.update(4, tracked, [], [])
+    assert manager.published_box(tid, 4, size, _box(90, 100)) == _box(90, 100)
+
+
+def test_coasted_box_is_not_published_past_the_image_border() -> None:
+    # measured boxes taken as they are, velocity = last residual: exact constant velocity
+    cfg = IdentityConfig(confirm_frames=1, coast_frames=3, box_smoothing=1.0, velocity_momentum=0.0)
+    manager = IdentityManager(cfg)
+    size = (480, 640)
+    other = Observation(box=_box(300, 300))
+    tid = manager.update(0, [], [Observation(box=_box(40, 100)), other], [None, None]).born[0]
+    for f, x in enumerate([30, 20, 10], start=1):  # walking out on the left, 10 px a frame
+        manager.update(f, [], [Observation(box=_box(x, 100)), other], [None, None])
+    assert manager.published_box(tid, 3, size, None) == pytest.approx(_box(10, 100))
+    manager.update(4, [], [other], [None])  # predicted x0 -20, x1 20: half inside
+    assert manager.published_box(tid, 4, size, None) == pytest.approx(_box(0, 100))
+    manager.update(5, [], [other], [None])  # predicted x0 -30, x1 10: a quarter inside
+    assert manager.published_box(tid, 5, size, None) is None
+
+
+def test_tracks_without_detections_publish_the_propagated_box() -> None:
+    """Prompt-only tracks (as on DAVIS) keep the propagated box, detections of others or not."""
+    manager = IdentityManager()
+    box = _box(100, 100)
+    tid = manager.update(0, [], [Observation(box=box, from_prompt=True)], [None]).born[0]
+    moved = _box(120, 100)
+    tracked = [TrackedObject(tid, None, moved, 0.9, None)]
+    manager.update(1, tracked, [Observation(box=_box(400, 300))], [None])
+    assert manager.published_box(tid, 1, (480, 640), moved) == moved
+    manager.update(2, tracked, [], [])
+    assert manager.published_box(tid, 2, (480, 640), moved) == moved
+    state = manager.state_dict()
+    again = IdentityManager()
+    again.load_state_dict(json.loads(json.dumps(state)))
+    assert again.state_dict() == state
+
+
+def _box_mask(box: tuple[float, float, float, float], shape=(240, 320)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[int(box[1]) : int(box[3]), int(box[0]) : int(box[2])] = True
+    return mask
+
+
+@pytest.mark.parametrize(("weight", "swapped"), [(0.5, True), (0.0, False)])
+def test_propagated_masks_decide_box_detections_the_motion_model_would_swap(
+    weight: float, swapped: bool
+) -> None:
+    """Two people cross: by their motion predictions each detection belongs to the track it came
+    from, but the propagated masks say the two passed each other; the box's IoU with the masks
+    (``box_mask_weight``) gives each detection to the track whose pixels it holds."""
+    manager = IdentityManager(IdentityConfig(confirm_frames=1, box_mask_weight=weight))
+    first = [Observation(box=_box(100, 100)), Observation(box=_box(140, 100))]
+    born = manager.update(0, [], first, [None, None]).born
+    t1, t2 = born[0], born[1]
+    tracked = [
+        TrackedObject(t1, _box_mask(_box(150, 100)), _box(150, 100), 0.9, None),
+        TrackedObject(t2, _box_mask(_box(110, 100)), _box(110, 100), 0.9, None),
+    ]
+    dets = [Observation(box=_box(110, 100)), Observation(box=_box(150, 100))]
+    update = manager.update(1, tracked, dets, [None, None])
+    assert update.matched == ({0: t2, 1: t1} if swapped else {0: t1, 1: t2})
