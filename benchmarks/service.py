@@ -1,23 +1,29 @@
 """The service layer's costs: Ray + Redis overhead, concurrent sources, chunks, live latency.
 
 1. overhead: end-to-end fps of `run_source` (Ray actors, embedded Redis) against the same backbone,
-   tracker and publisher in one plain loop, on the same clip and settings, alternated (A B A B) in
-   one process so both see the same machine load. Reported per run and as medians, both over the
-   whole run (model loading and actor start included) and in steady state (first to last
-   published frame).
+   tracker and publisher in one plain loop, on the same archive and settings, alternated (A B A B)
+   in one process so both see the same machine load. Reported per run and as medians, both over
+   the whole run (model loading and actor start included; Ray itself is started once before, its
+   ``ray.init`` time is reported apart) and in steady state (first to last published frame).
 2. concurrency: N sources (same clip, distinct ids) through one `Worker` with ``max_sources`` = N:
    total throughput (also from the moment every source has published: actor start excluded),
    per-source fps (from each source's state hash), fairness (min/max, Jain's index).
-3. chunks: the clip's first ``--chunk-frames`` frames (written to a temporary file, as
-   `run_chunked` plans over a file's whole length) in ``--chunks`` parallel chunks (`run_chunked`)
-   against one `run_source`: speed-up, and agreement of the stitched ids with the unchunked run's
-   (per frame: the set of ids with a mask; per id: mask IoU).
+3. chunks: the archive in ``--chunks`` parallel chunks (`run_chunked`) against one `run_source`,
+   alternated ``--chunk-repeats`` times: wall time, speed-up, the stitched ids against the
+   unchunked run's, their agreement (per frame: the set of ids with a mask; per id: mask IoU) and
+   each run's mask IoU with the ground truth.
 4. live: a paced MJPEG stream served over HTTP on 127.0.0.1 (the clip's frames as JPEG parts at
    ``--live-fps``) run through `SourceRun`; a consumer XREADs the frames stream and records receive
    time minus each entry's ``wall_time`` (when the frame was decoded from the stream); after
    ``--live-frames`` frames a stop goes through the control stream. p50/p95/max and drops, for
    each stream rate and publisher batch size (results reach Redis a batch at a time, so the batch
    bounds the latency from below at low frame rates).
+
+The archive of parts 1 and 3 is generated from a DAVIS sequence (``--archive-seq``): its frames
+forwards, backwards, forwards... (one continuous motion, ground truth for every frame) as an image
+folder of ``--archive-frames`` links, prompted with the ground-truth mask of its first frame. A
+sequence is used where the unchunked run follows the object throughout, so that the chunked run's
+ids can be compared with it (on 01_dog the unchunked track is lost after ~90 frames).
 
 Usage: ``python benchmarks/service.py [--parts overhead,concurrency,chunks,live]``; prints JSON.
 """
@@ -42,11 +48,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import redis
 import torch
 
-from pipeline.masks import mask_iou, rle_decode
+from pipeline.masks import mask_iou, rle_decode, rle_encode
 from pipeline.models.registry import build_backbone, build_segmenter
 from pipeline.outputs.redis_streams import Publisher, connect, read_frames
 from pipeline.prompts import prompts_from_json
@@ -61,7 +68,9 @@ from workers.runner import SourceRun, init_ray, run_source
 from workers.service import Worker, submit_job
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CLIP = REPO.parent / "shared" / "data" / "footage" / "01_dog.mp4"
+DATA = REPO.parent / "shared" / "data"
+DEFAULT_CLIP = DATA / "footage" / "01_dog.mp4"
+DAVIS = DATA / "davis2016-dev"
 DOG_BOX_720P = (450.0, 380.0, 700.0, 550.0)  # the dog at frame 0, in 1280x720 pixels
 PARTS = ("overhead", "concurrency", "chunks", "live")
 
@@ -138,14 +147,55 @@ def run_ray(settings: Settings, uri: str, source_id: str, prompts: list[dict], u
                        stamps[-1] if stamps else None)  # fmt: skip
 
 
-def part_overhead(args: argparse.Namespace, uri: str, url: str) -> dict:
-    settings = make_settings(args, args.frames)
-    prompts = box_prompts(args.short_side)
+class Archive:
+    """A long archive made of a DAVIS sequence played forwards and backwards in turn (see the
+    module's docstring): an image folder of links, its ground truth and its first-frame prompt."""
+
+    def __init__(self, args: argparse.Namespace, folder: Path):
+        seq = args.archive_seq
+        images = sorted((DAVIS / "JPEGImages" / "480p" / seq).glob("*.jpg"))
+        if not images:
+            raise SystemExit(f"DAVIS sequence '{seq}' not found under {DAVIS}")
+        cycle = [*range(len(images)), *range(len(images) - 2, 0, -1)]
+        self.order = [cycle[i % len(cycle)] for i in range(args.archive_frames)]
+        folder.mkdir()
+        for i, k in enumerate(self.order):
+            (folder / f"{i:05d}.jpg").symlink_to(images[k])
+        self.uri = str(folder)
+        self.seq = seq
+        source = open_source(self.uri, "archive", make_settings(args, None).source)
+        self.size = (source.info.width, source.info.height)
+        source.close()
+        self._masks = DAVIS / "Annotations" / "480p" / seq
+        self.prompts = [{"kind": "mask", "rle": rle_encode(self.truth(0)), "frame": 0}]
+
+    def truth(self, index: int) -> np.ndarray:
+        """The ground-truth mask of archive frame ``index`` at the decoded size."""
+        png = cv2.imread(str(self._masks / f"{self.order[index]:05d}.png"), cv2.IMREAD_GRAYSCALE)
+        return cv2.resize(png, self.size, interpolation=cv2.INTER_NEAREST) > 127
+
+    def describe(self) -> str:
+        w, h = self.size
+        return (f"DAVIS-2016 '{self.seq}' ({max(self.order) + 1} frames) played forwards and "
+                f"backwards in turn: {len(self.order)} frames, decoded at {w}x{h}, prompted with "
+                "the ground-truth mask of frame 0")  # fmt: skip
+
+    def mean_iou(self, results: list[FrameResult]) -> float:
+        """Per frame, the best mask IoU of a track with the ground truth; averaged."""
+        best = [max([mask_iou(t.mask_array(), self.truth(r.frame_index)) for t in r.tracks
+                     if t.mask is not None] or [0.0]) for r in results]  # fmt: skip
+        return round(float(np.mean(best)), 4) if best else 0.0
+
+
+def part_overhead(args: argparse.Namespace, archive: Archive, url: str) -> dict:
+    settings = make_settings(args, None)
     runs: dict[str, list[dict]] = {"plain": [], "ray": []}
     for rep in range(args.repeats):
         for kind, fn in (("plain", run_plain), ("ray", run_ray)):
-            runs[kind].append(fn(settings, uri, f"overhead-{kind}-{rep}", prompts, url))
-    out: dict[str, Any] = {"runs": runs, "order": "plain, ray alternated"}
+            run = fn(settings, archive.uri, f"overhead-{kind}-{rep}", archive.prompts, url)
+            runs[kind].append({**run, "load_avg_after": load_avg()})
+    out: dict[str, Any] = {"archive": archive.describe(), "runs": runs,
+                           "order": "plain, ray alternated"}  # fmt: skip
     for key in ("fps", "steady_fps"):
         plain = statistics.median(r[key] for r in runs["plain"])
         ray_ = statistics.median(r[key] for r in runs["ray"])
@@ -235,57 +285,45 @@ def compare_runs(a: list[FrameResult], b: list[FrameResult]) -> dict:
             "mean_iou_same_id": round(float(np.mean(ious)), 4) if ious else None}  # fmt: skip
 
 
-def write_clip(args: argparse.Namespace, uri: str, frames: int, path: Path) -> Path:
-    """The clip's first ``frames`` frames at the benchmark's size, as an MJPG AVI (a short archive:
-    `run_chunked` plans its chunks over a file's whole length)."""
-    import cv2
-
-    source = open_source(uri, "clip", make_settings(args, frames).source)
-    writer = None
-    try:
-        for f in source.frames():
-            if writer is None:
-                h, w = f.image.shape[:2]
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
-            writer.write(np.ascontiguousarray(f.image[..., ::-1]))
-    finally:
-        source.close()
-        if writer is not None:
-            writer.release()
-    return path
-
-
-def part_chunks(args: argparse.Namespace, uri: str, url: str) -> dict:
+def part_chunks(args: argparse.Namespace, archive: Archive, url: str) -> dict:
     client = redis.Redis.from_url(url)
-    prompts = box_prompts(args.short_side)
-    uri = str(write_clip(args, uri, args.chunk_frames, Path(args.tmp) / "archive.avi"))
     settings = make_settings(args, None)
-    settings.source.resize_short_side = None  # the archive is already at the benchmark's size
-    t0 = time.perf_counter()
-    whole = run_source(settings, uri, "chunks-whole", prompts, url)
-    whole_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    chunked = run_chunked(settings, uri, "chunks-split", prompts, url, chunks=args.chunks)
-    chunked_s = time.perf_counter() - t0
-    errors = [e for e in (whole.error, chunked.error) if e]
-    if errors:
-        raise RuntimeError(f"chunk part failed: {errors}")
-    a = list(read_frames(client, "chunks-whole"))
-    b = list(read_frames(client, "chunks-split"))
+    runs: list[dict] = []
+    for rep in range(args.chunk_repeats):
+        for n in (1, args.chunks):
+            sid = f"chunks{n}-{rep}"
+            t0 = time.perf_counter()
+            if n == 1:
+                summary = run_source(settings, archive.uri, sid, archive.prompts, url)
+            else:
+                summary = run_chunked(settings, archive.uri, sid, archive.prompts, url, chunks=n,
+                                      overlap=args.overlap)  # fmt: skip
+            seconds = time.perf_counter() - t0
+            if summary.error:
+                raise RuntimeError(f"chunk part, {sid}: {summary.error}")
+            results = list(read_frames(client, sid))
+            runs.append({"chunks": n, "seconds": round(seconds, 2), "frames": len(results),
+                         "fps": round(len(results) / seconds, 3), "ids": sorted(summary.tracks),
+                         "mean_iou_ground_truth": archive.mean_iou(results),
+                         "load_avg_after": load_avg(), "results": results})  # fmt: skip
+    whole = [r for r in runs if r["chunks"] == 1]
+    split = [r for r in runs if r["chunks"] > 1]
+    pairs = list(zip(whole, split, strict=True))
+    agreement = [compare_runs(a["results"], b["results"]) for a, b in pairs]
+    for r in runs:
+        del r["results"]
+    median = {k: statistics.median(r["seconds"] for r in rs) for k, rs in (("1", whole),
+              (str(args.chunks), split))}  # fmt: skip
     return {
-        "archive": f"the clip's first {args.chunk_frames} frames at short side {args.short_side}, "
-        "MJPG AVI",
-        "frames": len(a),
+        "archive": archive.describe(),
         "chunks": args.chunks,
-        "whole": {"seconds": round(whole_s, 2), "fps": round(len(a) / whole_s, 3)},
-        "chunked": {
-            "seconds": round(chunked_s, 2),
-            "fps": round(len(b) / chunked_s, 3),
-            "frames": len(b),
-        },  # fmt: skip
-        "speedup": round(whole_s / chunked_s, 3),
-        "ids": {"whole": sorted(whole.tracks), "chunked": sorted(chunked.tracks)},
-        "agreement": compare_runs(a, b),
+        "overlap": args.overlap,
+        "order": f"1 chunk, {args.chunks} chunks alternated",
+        "runs": runs,
+        "median_seconds": median,
+        "speedup": round(median["1"] / median[str(args.chunks)], 3),
+        "ids_equal": all(a["ids"] == b["ids"] for a, b in pairs),
+        "agreement": agreement,
     }
 
 
@@ -390,8 +428,6 @@ def live_run(
 
 
 def part_live(args: argparse.Namespace, uri: str, url: str) -> dict:
-    import cv2
-
     source = open_source(uri, "jpegs", make_settings(args, args.live_jpegs).source)
     try:
         images = [f.image for f in source.frames()]
@@ -422,12 +458,14 @@ def main() -> None:
     parser.add_argument("--model-short-side", type=int, default=224)
     parser.add_argument("--ray-cpus", type=int, default=None, help="local Ray CPUs (None: all)")
     parser.add_argument("--max-in-flight", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=120, help="overhead: frames per run")
+    parser.add_argument("--archive-seq", default="bear", help="overhead, chunks: DAVIS sequence")
+    parser.add_argument("--archive-frames", type=int, default=400, help="overhead, chunks: length")
     parser.add_argument("--repeats", type=int, default=2, help="overhead: A B pairs")
     parser.add_argument("--concurrency", default="4,8", help="concurrency: source counts")
     parser.add_argument("--concurrency-frames", type=int, default=60)
-    parser.add_argument("--chunk-frames", type=int, default=200)
     parser.add_argument("--chunks", type=int, default=4)
+    parser.add_argument("--chunk-repeats", type=int, default=2, help="chunks: 1-vs-N pairs")
+    parser.add_argument("--overlap", type=int, default=8, help="chunks: frames two chunks share")
     parser.add_argument("--live-frames", type=int, default=100)
     parser.add_argument("--live-fps", default="5,10", help="live: stream rates to run")
     parser.add_argument("--live-publish-batch", default="16,1", help="live: publisher batches")
@@ -457,20 +495,25 @@ def main() -> None:
         },  # fmt: skip
         "model": f"{args.backbone} at short side {args.model_short_side}, segmenter none, CPU",
         "resolution": f"decoded to short side {args.short_side}",
-        "data": f"{args.clip.name} (dog box prompt at frame 0)",
+        "data": f"overhead, chunks: DAVIS '{args.archive_seq}' looped to {args.archive_frames} "
+        f"frames (see each part); concurrency, live: {args.clip.name} (dog box prompt at frame 0)",
         "args": {k: v for k, v in vars(args).items() if k != "clip"},
     }
     with tempfile.TemporaryDirectory(prefix="dinotrack-bench-") as tmp:
         server = EmbeddedRedis(Path(tmp) / "redis")
         url = server.start()
-        args.tmp = tmp
         try:
+            t0 = time.perf_counter()
             init_ray(make_settings(args, None))
-            fns = {"overhead": part_overhead, "concurrency": part_concurrency,
-                   "chunks": part_chunks, "live": part_live}  # fmt: skip
+            report["machine"]["ray_init_s"] = round(time.perf_counter() - t0, 2)
+            archive = Archive(args, Path(tmp) / "archive") if {"overhead", "chunks"} & set(parts) \
+                else None  # fmt: skip
+            fns = {"overhead": (part_overhead, archive), "concurrency": (part_concurrency, uri),
+                   "chunks": (part_chunks, archive), "live": (part_live, uri)}  # fmt: skip
             for part in parts:
                 t0 = time.perf_counter()
-                report[part] = fns[part](args, uri, url)
+                fn, data = fns[part]
+                report[part] = fn(args, data, url)
                 report[part]["part_wall_s"] = round(time.perf_counter() - t0, 1)
                 print(json.dumps({part: report[part]}), flush=True)
         finally:
