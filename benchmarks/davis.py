@@ -11,8 +11,12 @@ Variants (``--variants``, comma-separated; default all):
   neighbourhood mask, first frame + 7 previous, top-5, radius 12, temperature 0.1), 96-channel
   stride-16 MobileNetV2 features, bilinear upsampling: the reference point.
 * ``s16``: the same settings through the Tracker (banded neighbourhood computation, bilinear).
-* ``s8``: the product default: fused stride-8 features, radius 18, banded, guided upsampling.
-* ``s8-r12``: the same with DINO's radius 12 (cells; 96 input pixels at stride 8).
+* ``s8``: the product default: fused stride-8 features, radius 18 foveated (full resolution
+  within 4 cells, half resolution beyond, the best far matches refined), half-resolution pre-pass
+  (tiles sure at 0.8 are not computed in full), banded, guided upsampling.
+* ``s8-plain``: the same features with the plain radius-18 neighbourhood in full (the previous
+  default); ``s8-f{4,6,8}[-c{80,95}]``: other full-resolution radii and pre-pass thresholds.
+* ``s8-r12``: the default with DINO's radius 12 (cells; 96 input pixels at stride 8).
 * ``s8-bilinear``, ``s8-mem3`` (3 previous frames), ``s8-top10``, ``s8-r8`` (radius 8),
   ``s8-norm`` (per-channel normalisation before the arg-max).
 
@@ -155,8 +159,14 @@ def variants() -> dict[str, tuple[int, TrackerConfig | None]]:
                 ),
             )
             for rf in (4, 6, 8)
-            for sure in (None, 0.95, 0.99)
+            for sure in (None, 0.8, 0.95)
         },
+        "s8-plain": (
+            8,
+            TrackerConfig(
+                propagation=p.model_copy(update={"fine_radius": None, "coarse_sure": None})
+            ),
+        ),
     }
 
 
