@@ -9,7 +9,7 @@
    total throughput (also from the moment every source has published: actor start excluded),
    per-source fps (from each source's state hash), fairness (min/max, Jain's index).
 3. chunks: the archive in ``--chunks`` parallel chunks (`run_chunked`) against one `run_source`,
-   alternated ``--chunk-repeats`` times: wall time, speed-up, the stitched ids against the
+   alternated ``--chunk-repeats`` times: wall time, CPU time, speed-up, the stitched ids against the
    unchunked run's, their agreement (per frame: the set of ids with a mask; per id: mask IoU) and
    each run's mask IoU with the ground truth.
 4. live: a paced MJPEG stream served over HTTP on 127.0.0.1 (the clip's frames as JPEG parts at
@@ -50,6 +50,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import psutil
 import redis
 import torch
 
@@ -92,6 +93,46 @@ def make_settings(args: argparse.Namespace, end: int | None) -> Settings:
         source={"resize_short_side": args.short_side, "end": end},
         ray={"num_cpus": args.ray_cpus, "max_in_flight": args.max_in_flight},
     )
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of this process and its descendants (Ray's own processes and
+    the actors) while in the ``with`` block: on a shared machine the wall time of a run depends on
+    how many processes it has (the scheduler shares the CPUs out per process), its CPU time does
+    not. Processes are sampled every ``period`` s, so one that ends loses at most that much."""
+
+    def __init__(self, period: float = 0.25):
+        self.period = period
+        self.seconds = 0.0
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, new_from_zero: bool) -> None:
+        me = psutil.Process()
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:  # ended meanwhile
+                continue
+            self._first.setdefault(proc.pid, 0.0 if new_from_zero else t.user + t.system)
+            self._last[proc.pid] = t.user + t.system
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.period):
+            self._sample(new_from_zero=True)
+
+    def __enter__(self) -> CpuMeter:
+        self._sample(new_from_zero=False)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._sample(new_from_zero=True)
+        self.seconds = round(sum(v - self._first[p] for p, v in self._last.items()), 1)
 
 
 def fps_figures(
@@ -192,8 +233,9 @@ def part_overhead(args: argparse.Namespace, archive: Archive, url: str) -> dict:
     runs: dict[str, list[dict]] = {"plain": [], "ray": []}
     for rep in range(args.repeats):
         for kind, fn in (("plain", run_plain), ("ray", run_ray)):
-            run = fn(settings, archive.uri, f"overhead-{kind}-{rep}", archive.prompts, url)
-            runs[kind].append({**run, "load_avg_after": load_avg()})
+            with CpuMeter() as cpu:
+                run = fn(settings, archive.uri, f"overhead-{kind}-{rep}", archive.prompts, url)
+            runs[kind].append({**run, "cpu_s": cpu.seconds, "load_avg_after": load_avg()})
     out: dict[str, Any] = {"archive": archive.describe(), "runs": runs,
                            "order": "plain, ray alternated"}  # fmt: skip
     for key in ("fps", "steady_fps"):
@@ -293,16 +335,18 @@ def part_chunks(args: argparse.Namespace, archive: Archive, url: str) -> dict:
         for n in (1, args.chunks):
             sid = f"chunks{n}-{rep}"
             t0 = time.perf_counter()
-            if n == 1:
-                summary = run_source(settings, archive.uri, sid, archive.prompts, url)
-            else:
-                summary = run_chunked(settings, archive.uri, sid, archive.prompts, url, chunks=n,
-                                      overlap=args.overlap)  # fmt: skip
+            with CpuMeter() as cpu:
+                if n == 1:
+                    summary = run_source(settings, archive.uri, sid, archive.prompts, url)
+                else:
+                    summary = run_chunked(settings, archive.uri, sid, archive.prompts, url,
+                                          chunks=n, overlap=args.overlap)  # fmt: skip
             seconds = time.perf_counter() - t0
             if summary.error:
                 raise RuntimeError(f"chunk part, {sid}: {summary.error}")
             results = list(read_frames(client, sid))
-            runs.append({"chunks": n, "seconds": round(seconds, 2), "frames": len(results),
+            runs.append({"chunks": n, "seconds": round(seconds, 2), "cpu_s": cpu.seconds,
+                         "frames": len(results),
                          "fps": round(len(results) / seconds, 3), "ids": sorted(summary.tracks),
                          "mean_iou_ground_truth": archive.mean_iou(results),
                          "load_avg_after": load_avg(), "results": results})  # fmt: skip
@@ -312,8 +356,9 @@ def part_chunks(args: argparse.Namespace, archive: Archive, url: str) -> dict:
     agreement = [compare_runs(a["results"], b["results"]) for a, b in pairs]
     for r in runs:
         del r["results"]
-    median = {k: statistics.median(r["seconds"] for r in rs) for k, rs in (("1", whole),
-              (str(args.chunks), split))}  # fmt: skip
+    groups = (("1", whole), (str(args.chunks), split))
+    median = {k: round(statistics.median(r["seconds"] for r in rs), 2) for k, rs in groups}
+    median_cpu = {k: round(statistics.median(r["cpu_s"] for r in rs), 1) for k, rs in groups}
     return {
         "archive": archive.describe(),
         "chunks": args.chunks,
@@ -322,6 +367,10 @@ def part_chunks(args: argparse.Namespace, archive: Archive, url: str) -> dict:
         "runs": runs,
         "median_seconds": median,
         "speedup": round(median["1"] / median[str(args.chunks)], 3),
+        "median_cpu_s": median_cpu,
+        "cpu_ratio": round(median_cpu[str(args.chunks)] / median_cpu["1"], 3),
+        "cpu_ratio_definition": "the chunked run's CPU seconds / the unchunked run's: the work "
+        "the chunks add (actor processes, overlap frames), whatever the machine's load",
         "ids_equal": all(a["ids"] == b["ids"] for a, b in pairs),
         "agreement": agreement,
     }
