@@ -207,6 +207,14 @@ def _area(box: Box) -> float:
     return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
 
 
+def _inside_fraction(box: Box, image_size: tuple[int, int]) -> float:
+    """Fraction of a box's area inside an image of (height, width); 0 for an empty box."""
+    height, width = image_size
+    clipped = (max(box[0], 0.0), max(box[1], 0.0), min(box[2], width), min(box[3], height))
+    area = _area(box)
+    return _area(clipped) / area if area > 0 else 0.0
+
+
 def _within_gate(obs: Box, ref: Box, gate: float | None, size_gate: float) -> bool:
     a_obs, a_ref = _area(obs), _area(ref)
     if a_obs <= 0 or a_ref <= 0:
@@ -307,11 +315,7 @@ class IdentityManager:
         if ident.detection_misses > cfg.coast_frames:
             return None
         box = ident.predicted_box(frame_index, cfg.max_predict_frames)
-        height, width = image_size
-        clipped = (max(box[0], 0.0), max(box[1], 0.0), min(box[2], width), min(box[3], height))
-        inside = _area(clipped)
-        area = _area(box)
-        return box if area > 0 and inside >= cfg.coast_min_inside * area else None
+        return box if _inside_fraction(box, image_size) >= cfg.coast_min_inside else None
 
     def pop_events(self) -> list[Event]:
         """Events since the last call (track.started/lost/recovered/ended), oldest first."""
@@ -327,6 +331,7 @@ class IdentityManager:
         tracked: list[TrackedObject],
         observations: list[Observation],
         prototypes: list[np.ndarray | None],
+        image_size: tuple[int, int] | None = None,
     ) -> IdentityUpdate:
         """Link this frame's observations to tracks and advance every track's life cycle.
 
@@ -335,6 +340,9 @@ class IdentityManager:
             tracked: Propagation's view of live tracks in this frame (any subset of them).
             observations: What was newly seen in this frame.
             prototypes: One feature prototype (or None) per observation.
+            image_size: (height, width) of the frame: a lost track whose predicted box is less
+                than ``coast_min_inside`` inside it has walked out, and box-only detections do
+                not bring it back (None: no such test).
 
         Returns:
             The decisions for this frame.
@@ -359,7 +367,7 @@ class IdentityManager:
                 self._move(ident, obj.box, frame_index)
 
         candidates = [i for i, o in enumerate(observations) if not o.from_prompt]
-        pairs = self._assign(frame_index, candidates, observations, protos, props)
+        pairs = self._assign(frame_index, candidates, observations, protos, props, image_size)
         for oi, tid in pairs:
             ident = self._tracks[tid]
             obs = observations[oi]
@@ -436,6 +444,7 @@ class IdentityManager:
         observations: list[Observation],
         protos: list[np.ndarray | None],
         props: dict[int, TrackedObject],
+        image_size: tuple[int, int] | None,
     ) -> list[tuple[int, int]]:
         """One Hungarian assignment of observations to tentative, active and lost tracks."""
         cfg = self.config
@@ -457,6 +466,11 @@ class IdentityManager:
             if stale and prop is not None and prop.box is not None and prop.score >= cfg.lost_score:
                 refs.append(prop.box)
             ious = box_iou(obs_boxes, np.array(refs)).max(axis=1)
+            walked_out = (
+                lost
+                and image_size is not None
+                and _inside_fraction(predicted, image_size) < cfg.coast_min_inside
+            )
             prop_mask = None if prop is None or cfg.box_mask_weight == 0 else prop.mask
             prop_area = 0 if prop_mask is None else int(np.count_nonzero(prop_mask))
             for r, oi in enumerate(candidates):
@@ -473,7 +487,7 @@ class IdentityManager:
                     by_mask = _box_mask_iou(prop_mask, prop_area, obs.box)
                     overlap += cfg.box_mask_weight * (by_mask - overlap)
                 by_looks = lost and (obs.mask is not None or obs.for_lost or cfg.box_reid_by_looks)
-                if not by_looks and overlap < cfg.min_iou:
+                if not by_looks and (overlap < cfg.min_iou or walked_out):
                     continue
                 appearance = self._appearance(ident, protos[oi], prop, lost)
                 if lost and appearance is not None and appearance < cfg.reid_threshold:

@@ -220,7 +220,9 @@ class Tracker:
             o.mask if o.mask is not None else box_to_mask(o.box, h, w) for o in observations
         ]
         prototypes = [mask_prototype(features, m) for m in obs_masks]
-        update = self.identities.update(frame.index, tracked, list(observations), prototypes)
+        update = self.identities.update(
+            frame.index, tracked, list(observations), prototypes, (h, w)
+        )
 
         # a matched detection is a fresh look at the object: it replaces the propagated mask
         corrected = {tid: obs_masks[oi] for oi, tid in update.matched.items()

@@ -332,3 +332,25 @@ def test_propagated_masks_decide_box_detections_the_motion_model_would_swap(
     dets = [Observation(box=_box(110, 100)), Observation(box=_box(150, 100))]
     update = manager.update(1, tracked, dets, [None, None])
     assert update.matched == ({0: t2, 1: t1} if swapped else {0: t1, 1: t2})
+
+
+@pytest.mark.parametrize(("image_size", "recovered"), [(None, True), ((480, 640), False)])
+def test_a_track_that_walked_out_is_not_given_the_next_person_coming_in(
+    image_size: tuple[int, int] | None, recovered: bool
+) -> None:
+    """Lost at the left border, its prediction three quarters outside the image: a newcomer's box
+    that overlaps that prediction starts a new track instead of taking the old id."""
+    cfg = IdentityConfig(confirm_frames=1, box_smoothing=1.0, velocity_momentum=0.0)
+    manager = IdentityManager(cfg)
+    other = Observation(box=_box(300, 300))
+    first = [Observation(box=_box(22, 100)), other]
+    tid = manager.update(0, [], first, [None, None], image_size).born[0]
+    for f, x in enumerate([18, 14, 10], start=1):  # 4 px a frame to the left
+        manager.update(f, [], [Observation(box=_box(x, 100)), other], [None, None], image_size)
+    for f in range(4, 8):
+        manager.update(f, [], [other], [None], image_size)
+    assert manager.state(tid) == TrackState.LOST
+    # predicted at frame 8: centre 10 - 4 * 5 = -10, box x -30..10; the newcomer -20..20
+    update = manager.update(8, [], [Observation(box=_box(0, 100)), other], [None, None], image_size)
+    assert (update.recovered == {0: tid}) == recovered
+    assert (0 in update.born) != recovered
