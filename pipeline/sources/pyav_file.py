@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from pipeline.sources.base import SourceInfo
+from pipeline.sources.base import SourceError, SourceInfo
 from pipeline.sources.config import SourceConfig
 from pipeline.sources.container import ContainerScan, Decoding
 from pipeline.sources.events import EventSink
@@ -20,6 +22,8 @@ from pipeline.types import Frame
 # Re-seek instead of decoding forward when the next wanted frame is this many frames away and a
 # keyframe lies in between.
 _SEEK_GAP = 8
+# Frames whose RGB conversion may be under way while the next ones decode.
+_CONVERT_AHEAD = 2
 
 
 class PyAVFileSource:
@@ -53,6 +57,7 @@ class PyAVFileSource:
         self._stream = decoding.stream
         self._sampler = Sampler(scan.pts, config)
         self._started: Decoding | None = decoding  # until used: decoding from frame 0 is under way
+        self._last: int | None = None  # the last frame handed on
         rotated = scan.rotation in (90, 270)
         self.info = SourceInfo(
             uri=scan.path,
@@ -92,7 +97,29 @@ class PyAVFileSource:
         return int(np.argmin(np.abs(self.scan.pts - float(frame.time))))
 
     def frames(self, start: int = 0) -> Iterator[Frame]:
-        """Frames from source index ``start`` on (resume), sampled and ranged as configured."""
+        """Frames from source index ``start`` on (resume), sampled and ranged as configured.
+
+        The RGB conversion of a frame (the costliest part at HD sizes) runs in a worker thread
+        while the next frames decode, at most `_CONVERT_AHEAD` frames ahead. Frames decoded
+        before a file turns out truncated or damaged are all handed on before the error.
+        """
+        pending: deque[Future[Frame]] = deque()
+        with ThreadPoolExecutor(1, thread_name_prefix="dinotrack-rgb") as pool:
+            try:
+                for frame, index in self._decoded(start):
+                    pending.append(pool.submit(self._frame, frame, index))
+                    if len(pending) > _CONVERT_AHEAD:
+                        yield pending.popleft().result()
+            except SourceError:
+                while pending:  # what was decoded before the damage is not lost
+                    yield pending.popleft().result()
+                raise
+            while pending:
+                yield pending.popleft().result()
+        self.events.emit("source.eof", f"end of {self.scan.path!r}", frame_index=self._last)
+
+    def _decoded(self, start: int) -> Iterator[tuple[Any, int]]:
+        """Decoded PyAV frames and their source indices from ``start`` on, as sampled."""
         import av
 
         wanted = self._sampler.indices(start)
@@ -110,8 +137,8 @@ class PyAVFileSource:
                         index = self._index_of(frame, key) if seeked else key
                     if index < target:
                         continue
-                    yield self._frame(frame, index)
-                    last = index
+                    yield frame, index
+                    last = self._last = index
                     target = next(wanted, None)
                     if target is None:
                         break
@@ -132,7 +159,6 @@ class PyAVFileSource:
                 f"{last} ({exc}) — re-copy the file, or process the frames before this point",
                 frame_index=last,
             ) from exc
-        self.events.emit("source.eof", f"end of {self.scan.path!r}", frame_index=last)
 
     def _frame(self, frame: Any, index: int) -> Frame:
         if (frame.width, frame.height) == (self.width, self.height):
