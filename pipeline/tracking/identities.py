@@ -27,7 +27,10 @@ Unmatched observations start tentative tracks, confirmed after ``confirm_frames`
 Prompt observations always start confirmed tracks. An active track whose propagated score falls
 under ``lost_score`` (or that propagation no longer reports) becomes lost; it keeps a bounded
 gallery of prototypes and is recovered when a matching observation comes back, or ended after
-``lost_timeout_frames``. Ids grow from 1 and are never reused; ended tracks are dropped from memory.
+``lost_timeout_frames``. A track that follows detections ends as soon as it goes unmatched while its
+constant-velocity prediction lies less than ``coast_min_inside`` inside the image (it has walked
+out; ``end_outside``), so that it cannot take the detections of someone coming in at the border.
+Ids grow from 1 and are never reused; ended tracks are dropped from memory.
 """
 
 from __future__ import annotations
@@ -117,6 +120,11 @@ class IdentityConfig(pydantic.BaseModel):
     coast_min_inside: float = pydantic.Field(0.5, ge=0.0, le=1.0)
     """Least fraction of a coasted box's area inside the image for it to be published (an object
     walking out of the image is not published past the border)."""
+    end_outside: bool = True
+    """Whether a detection-driven track that goes unmatched while its constant-velocity predicted
+    box lies less than ``coast_min_inside`` inside the image ends there (it has walked out), so
+    that it cannot take the detections of someone coming in or passing at the border; False: it
+    stays active, then lost, and only box detections may not recover it."""
     min_match_score: float = pydantic.Field(0.3, ge=0.0, le=1.0)
     """Least match score for an observation to join a track."""
     duplicate_iou: float = pydantic.Field(0.7, ge=0.0, le=1.0)
@@ -342,7 +350,8 @@ class IdentityManager:
             prototypes: One feature prototype (or None) per observation.
             image_size: (height, width) of the frame: a lost track whose predicted box is less
                 than ``coast_min_inside`` inside it has walked out, and box-only detections do
-                not bring it back (None: no such test).
+                not bring it back; with ``end_outside`` an unmatched detection-driven track whose
+                prediction has walked out ends (None: no such test).
 
         Returns:
             The decisions for this frame.
@@ -385,7 +394,7 @@ class IdentityManager:
 
         matched_ids = {tid for _, tid in pairs}
         detected = any(not observations[i].for_lost for i in candidates)
-        self._age(frame_index, props, matched_ids, detected, update)
+        self._age(frame_index, props, matched_ids, detected, update, image_size)
         if detected:
             self._detections_frame = frame_index
             by_detection = {tid for oi, tid in pairs if not observations[oi].for_lost}
@@ -540,12 +549,30 @@ class IdentityManager:
         matched_ids: set[int],
         had_observations: bool,
         update: IdentityUpdate,
+        image_size: tuple[int, int] | None = None,
     ) -> None:
-        """Advance unmatched tracks: drop stale tentatives, lose faded actives, end old lost."""
+        """Advance unmatched tracks: drop stale tentatives, lose faded actives, end old lost and
+        those that walked out of the image."""
         cfg = self.config
         for tid in list(self._tracks):
             ident = self._tracks[tid]
             if tid in matched_ids:
+                continue
+            if (
+                cfg.end_outside
+                and image_size is not None
+                and ident.state != TrackState.TENTATIVE
+                and ident.detected is not None
+                and ident.born != frame_index
+                and _inside_fraction(
+                    ident.predicted_box(frame_index, cfg.max_predict_frames), image_size
+                )
+                < cfg.coast_min_inside
+            ):
+                ident.state = TrackState.ENDED
+                del self._tracks[tid]
+                update.ended.append(tid)
+                self._emit("track.ended", frame_index, ident, message="left the image")
                 continue
             if ident.state == TrackState.TENTATIVE:
                 ident.misses += 1

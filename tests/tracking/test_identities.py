@@ -339,8 +339,11 @@ def test_a_track_that_walked_out_is_not_given_the_next_person_coming_in(
     image_size: tuple[int, int] | None, recovered: bool
 ) -> None:
     """Lost at the left border, its prediction three quarters outside the image: a newcomer's box
-    that overlaps that prediction starts a new track instead of taking the old id."""
-    cfg = IdentityConfig(confirm_frames=1, box_smoothing=1.0, velocity_momentum=0.0)
+    that overlaps that prediction starts a new track instead of taking the old id (here the
+    track is kept lost, ``end_outside`` off, to test the recovery rule alone)."""
+    cfg = IdentityConfig(
+        confirm_frames=1, box_smoothing=1.0, velocity_momentum=0.0, end_outside=False
+    )
     manager = IdentityManager(cfg)
     other = Observation(box=_box(300, 300))
     first = [Observation(box=_box(22, 100)), other]
@@ -354,3 +357,35 @@ def test_a_track_that_walked_out_is_not_given_the_next_person_coming_in(
     update = manager.update(8, [], [Observation(box=_box(0, 100)), other], [None, None], image_size)
     assert (update.recovered == {0: tid}) == recovered
     assert (0 in update.born) != recovered
+
+
+@pytest.mark.parametrize(("end_outside", "ended_at"), [(True, 6), (False, None)])
+def test_a_track_whose_prediction_walks_out_of_the_image_ends(
+    end_outside: bool, ended_at: int | None
+) -> None:
+    """Walking left at 4 px a frame, last detected with its box x 10 - 20 .. 10 + 20: unmatched,
+    its prediction is 65% inside at frame 4, 55% at 5, 45% at 6: it ends at frame 6 (less than
+    ``coast_min_inside`` 0.5 inside), and a newcomer over that prediction then starts a new
+    track. Without the rule it is only lost (after ``max_unmatched_frames``) and stays."""
+    cfg = IdentityConfig(
+        confirm_frames=1, box_smoothing=1.0, velocity_momentum=0.0, end_outside=end_outside
+    )
+    manager = IdentityManager(cfg)
+    size = (480, 640)
+    other = Observation(box=_box(300, 300))
+    born = manager.update(0, [], [Observation(box=_box(22, 100)), other], [None, None], size).born
+    tid, other_id = born[0], born[1]
+    for f, x in enumerate([18, 14, 10], start=1):
+        manager.update(f, [], [Observation(box=_box(x, 100)), other], [None, None], size)
+    ended = None
+    for f in range(4, 8):
+        update = manager.update(f, [], [other], [None], size)
+        if tid in update.ended:
+            ended = f
+    assert ended == ended_at
+    assert manager.state(tid) == (TrackState.ENDED if end_outside else TrackState.LOST)
+    if end_outside:
+        events = [e for e in manager.pop_events() if e.track_id == tid]
+        assert events[-1].kind == "track.ended"
+        assert events[-1].message == "left the image"
+    assert manager.state(other_id) == TrackState.ACTIVE
