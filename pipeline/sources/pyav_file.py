@@ -1,4 +1,4 @@
-"""Video files read with PyAV: the fallback for what decord cannot open or gets wrong."""
+"""Video files read with PyAV (the default reader): exact indices and PTS from the packet scan."""
 
 from __future__ import annotations
 
