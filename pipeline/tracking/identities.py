@@ -13,6 +13,9 @@ detector or periodic re-detection). It links observations to tracks with ONE Hun
   their predicted boxes are alike but the label propagation has given each one its own pixels;
 * appearance: cosine similarity of the observation's feature prototype with the track's running
   prototype (tentative and active tracks) or with the best entry of its gallery (lost tracks);
+* size: ``height_weight`` times |log| of the ratio of the observed box's height to the track's
+  slowly averaged box height (``height_momentum``) is taken off (a person in front of another is
+  taller: their boxes are nearly concentric and IoU hardly tells them apart);
 * a motion gate: the distance between box centres, relative to the track's size, must be under
   ``gate`` (``reid_gate`` for lost tracks), and the box areas may differ by at most ``size_gate``x.
 
@@ -107,6 +110,13 @@ class IdentityConfig(pydantic.BaseModel):
     """Same for lost tracks (loose); None: a lost track may reappear anywhere."""
     size_gate: float = pydantic.Field(3.0, ge=1.0)
     """Greatest ratio between the areas of an observation's box and a track's box."""
+    height_weight: float = pydantic.Field(1.0, ge=0.0)
+    """Score taken off a pairing per unit of |log(observed box height / track's averaged box
+    height)|: where one person stands in front of another their boxes are nearly concentric and
+    differ mostly in height, so the taller box belongs to the nearer (taller) track (0: off)."""
+    height_momentum: float = pydantic.Field(0.9, ge=0.0, lt=1.0)
+    """The track height the height term compares with: an exponential average of observed box
+    heights with this momentum (slow, so a brief wrong match does not move it)."""
     max_predict_frames: int = pydantic.Field(10, ge=0)
     """Constant-velocity prediction runs at most this many frames past the last sighting."""
     velocity_momentum: float = pydantic.Field(0.7, ge=0.0, lt=1.0)
@@ -191,6 +201,7 @@ class _Identity:
     prototype: np.ndarray | None = None
     gallery: deque = field(default_factory=deque)
     gallery_frame: int = -(10**9)
+    height: float = 0.0  # slowly updated box height (``height_momentum``), 0 until first seen
 
     def predicted_box(self, frame_index: int, horizon: int) -> Box:
         dt = min(max(frame_index - self.last_seen, 0), horizon)
@@ -221,6 +232,15 @@ def _inside_fraction(box: Box, image_size: tuple[int, int]) -> float:
     clipped = (max(box[0], 0.0), max(box[1], 0.0), min(box[2], width), min(box[3], height))
     area = _area(box)
     return _area(clipped) / area if area > 0 else 0.0
+
+
+def _height_change(obs: Box, ref: Box, ref_height: float = 0.0) -> float:
+    """|log| of the ratio of two boxes' heights (0 for an empty box); ``ref_height``, when
+    positive, stands for the height of ``ref``."""
+    h_obs, h_ref = obs[3] - obs[1], (ref_height if ref_height > 0 else ref[3] - ref[1])
+    if h_obs <= 0 or h_ref <= 0:
+        return 0.0
+    return abs(float(np.log(h_obs / h_ref)))
 
 
 def _within_gate(obs: Box, ref: Box, gate: float | None, size_gate: float) -> bool:
@@ -504,6 +524,9 @@ class IdentityManager:
                 combined = self._combine(overlap, appearance)
                 if by_looks and appearance is not None:  # looks alone may re-identify (in gate)
                     combined = max(combined, self._combine(1.0, appearance))
+                if cfg.height_weight > 0:
+                    change = _height_change(obs.box, ident.box, ident.height)
+                    combined -= cfg.height_weight * change
                 if combined >= cfg.min_match_score:
                     score[r, j] = combined * discount
         feasible = score >= 0
@@ -630,6 +653,11 @@ class IdentityManager:
     ) -> None:
         cfg = self.config
         self._move(ident, obs.box, frame_index)
+        h_obs = float(obs.box[3] - obs.box[1])
+        if ident.height <= 0:
+            ident.height = h_obs
+        elif h_obs > 0:
+            ident.height = cfg.height_momentum * ident.height + (1 - cfg.height_momentum) * h_obs
         ident.observed = frame_index
         ident.hits += 1
         ident.misses = 0
@@ -709,6 +737,7 @@ class IdentityManager:
                     "prototype": None if t.prototype is None else t.prototype.tolist(),
                     "gallery": [g.tolist() for g in t.gallery],
                     "gallery_frame": t.gallery_frame,
+                    "height": t.height,
                 }
                 for t in self._tracks.values()
             ],
@@ -742,5 +771,6 @@ class IdentityManager:
                     maxlen=self.config.gallery_size,
                 ),
                 gallery_frame=int(d["gallery_frame"]),
+                height=float(d.get("height", 0.0)),
             )
             self._tracks[ident.track_id] = ident

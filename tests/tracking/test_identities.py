@@ -389,3 +389,42 @@ def test_a_track_whose_prediction_walks_out_of_the_image_ends(
         assert events[-1].kind == "track.ended"
         assert events[-1].message == "left the image"
     assert manager.state(other_id) == TrackState.ACTIVE
+
+
+@pytest.mark.parametrize(("height_weight", "keeps_ids"), [(0.0, False), (0.5, True)])
+def test_box_height_keeps_nearly_concentric_people_apart(
+    height_weight: float, keeps_ids: bool
+) -> None:
+    """One person in front of another: nearly concentric boxes that differ mostly in height. Box
+    IoU alone (0.684 + 0.720 against 0.727 + 0.671) swaps them; the height term does not."""
+    cfg = IdentityConfig(
+        confirm_frames=1, height_weight=height_weight, appearance_weight=0.0, duplicate_iou=0.9
+    )
+    manager = IdentityManager(cfg)
+    tall, short = (0.0, 0.0, 40.0, 100.0), (0.0, 15.0, 40.0, 85.0)
+    born = manager.update(0, [], [Observation(box=tall), Observation(box=short)], [None, None]).born
+    taller, shorter = (0.0, 20.0, 40.0, 110.0), (0.0, 0.0, 40.0, 72.0)  # heights 90 and 72
+    update = manager.update(
+        1, [], [Observation(box=taller), Observation(box=shorter)], [None, None]
+    )
+    expected = {0: born[0], 1: born[1]} if keeps_ids else {0: born[1], 1: born[0]}
+    assert update.matched == expected
+
+
+def test_height_change_is_the_absolute_log_ratio_of_heights() -> None:
+    from pipeline.tracking.identities import _height_change
+
+    assert _height_change((0, 0, 10, 90), (0, 0, 10, 100)) == pytest.approx(np.log(100 / 90))
+    assert _height_change((0, 0, 10, 100), (0, 0, 10, 90)) == pytest.approx(np.log(100 / 90))
+    assert _height_change((0, 0, 10, 0), (0, 0, 10, 90)) == 0.0
+
+
+def test_track_height_is_a_slow_average_of_observed_heights() -> None:
+    """The first match sets the track's height (the birth box stands in before that), later ones
+    move it by ``1 - height_momentum``."""
+    manager = IdentityManager(IdentityConfig(confirm_frames=1, height_momentum=0.9))
+    tid = manager.update(0, [], [Observation(box=(0.0, 0.0, 40.0, 100.0))], [None]).born[0]
+    manager.update(1, [], [Observation(box=(0.0, 0.0, 40.0, 120.0))], [None])
+    assert manager._tracks[tid].height == pytest.approx(120.0)
+    manager.update(2, [], [Observation(box=(0.0, 0.0, 40.0, 100.0))], [None])
+    assert manager._tracks[tid].height == pytest.approx(0.9 * 120.0 + 0.1 * 100.0)
