@@ -105,10 +105,6 @@ class _Level:
     reach: int
 
 
-def _stack_labels(memory: list[_Entry]) -> torch.Tensor:
-    return torch.stack([e.labels for e in memory])
-
-
 def _pool2(grid: torch.Tensor) -> torch.Tensor:
     """(..., h, w, C) -> (..., ceil(h/2), ceil(w/2), C): the mean of each 2x2 block of cells."""
     lead = grid.shape[:-3]
@@ -118,13 +114,13 @@ def _pool2(grid: torch.Tensor) -> torch.Tensor:
 
 
 def _axis_window(
-    q0: int, nq: int, j0: int, nj: int, scale: int, reach: int, fine: int
+    q0: int, nq: int, nj: int, scale: int, reach: int, fine: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per query row (or column) q0..q0+nq-1 and memory cell j0..j0+nj-1 of size ``scale``
-    (in query cells): whether the cell's centre is within ``reach`` and whether the whole cell is
-    within ``fine`` of the query. Both (nq, nj) bool."""
+    """Per query row (or column) q0..q0+nq-1, counted from the region's first cell, and memory
+    cell 0..nj-1 of size ``scale`` (in query cells): whether the cell's centre is within ``reach``
+    and whether the whole cell is within ``fine`` of the query. Both (nq, nj) bool."""
     q = torch.arange(q0, q0 + nq, dtype=torch.float32)[:, None]
-    first = (torch.arange(j0, j0 + nj, dtype=torch.float32) * scale)[None, :]
+    first = (torch.arange(nj, dtype=torch.float32) * scale)[None, :]
     centre = (first + (scale - 1) / 2 - q).abs() <= reach
     covered = torch.maximum((first - q).abs(), (first + scale - 1 - q).abs()) <= fine
     return centre, covered
@@ -291,7 +287,8 @@ class LabelPropagator:
         cfg = self.config
         r = cfg.radius
         rf = r if cfg.fine_radius is None else min(cfg.fine_radius, r)
-        levels = [_Level(1, torch.stack([e.feats for e in memory]), _stack_labels(memory), rf)]
+        feats, labels = (torch.stack([getattr(e, k) for e in memory]) for k in ("feats", "labels"))
+        levels = [_Level(1, feats, labels, rf)]
         if rf == r:
             return self._banded(query, levels, r)
         coarse = _Level(
@@ -427,8 +424,7 @@ class LabelPropagator:
         key = (*key, scale, reach, fine)
         if key not in self._outside_cache:
             (cy, vy), (cx, vx) = (
-                _axis_window(k[0] - scale * k[2], k[1], 0, k[3], scale, reach, fine)
-                for k in (ys, xs)
+                _axis_window(k[0] - scale * k[2], k[1], k[3], scale, reach, fine) for k in (ys, xs)
             )
             seen = cy[:, None, :, None] & cx[None, :, None, :]  # (ny, nx, sy, sx)
             if scale > 1:
