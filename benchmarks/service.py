@@ -35,7 +35,6 @@ import os
 
 # One BLAS thread (set before numpy): multi-threaded OpenBLAS is erratic on a shared machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import argparse
 import json

@@ -11,8 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
 app = typer.Typer(
     help="Track objects in videos with self-supervised patch features; results go to Redis.",
     no_args_is_help=True,

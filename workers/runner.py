@@ -12,7 +12,6 @@ publisher, so the stream stays complete, ordered and free of duplicates.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,21 +24,9 @@ import redis
 from pipeline.settings import Settings
 from pipeline.wire import Event, control_key, decode_control
 from workers.actors import PublisherActor, SourceActor, TrackerActor, start_backbone
+from workers.ray_cluster import init_ray
 
 log = logging.getLogger("dinotrack.runner")
-
-
-def init_ray(settings: Settings) -> None:
-    """Join the configured cluster, or start a small local Ray (no dashboard, no auth token)."""
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    kwargs: dict[str, Any] = {"include_dashboard": settings.ray.include_dashboard}
-    if settings.ray.address:
-        kwargs["address"] = settings.ray.address
-    else:
-        kwargs["num_cpus"] = settings.ray.num_cpus or os.cpu_count() or 2
-    ray.init(log_to_driver=settings.debug, configure_logging=False, **kwargs)
 
 
 @dataclass
