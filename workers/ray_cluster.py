@@ -39,8 +39,11 @@ def init_ray(settings: Settings) -> None:
     if ray.is_initialized():
         return
     require_token_auth()
-    kwargs: dict[str, Any] = {"include_dashboard": settings.ray.include_dashboard,
-                              "log_to_driver": settings.debug, "configure_logging": False}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "include_dashboard": settings.ray.include_dashboard,
+        "log_to_driver": settings.debug,
+        "configure_logging": False,
+    }
     if settings.ray.address:
         if not token_available():
             raise RayStartError(

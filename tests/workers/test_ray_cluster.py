@@ -87,5 +87,7 @@ def test_first_local_ray_makes_the_token_and_a_later_process_finds_it(tmp_path: 
 
 def test_disabled_ray_auth_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    with pytest.raises(RayStartError, match="RAY_AUTH_MODE=disabled: dinotrack runs Ray with token"):
+    with pytest.raises(
+        RayStartError, match="RAY_AUTH_MODE=disabled: dinotrack runs Ray with token auth"
+    ):
         require_token_auth()
