@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from pipeline.redact import redact
 from pipeline.settings import Settings
 from pipeline.wire import (
     JOBS_STREAM,
@@ -46,7 +47,7 @@ def submit_job(client: redis.Redis, job: Job) -> str:
     job.submitted = job.submitted or time.time()
     client.hset(
         state_key(job.source_id),
-        mapping={"status": "queued", "source": job.source, "job_id": job.job_id,
+        mapping={"status": "queued", "source": redact(job.source), "job_id": job.job_id,
                  "last_error": "", "frames_done": 0},
     )  # fmt: skip
     client.xadd(JOBS_STREAM, encode_job(job))
@@ -218,7 +219,7 @@ class Worker:
                               "frames": summary.frames}  # fmt: skip
         except Exception as exc:  # one broken job never takes the worker down
             log.exception("job %s failed", job.source_id)
-            message = " ".join(str(exc).split()) or type(exc).__name__
+            message = redact(" ".join(str(exc).split())) or type(exc).__name__
             running.result = {"status": "failed", "error": message, "frames": 0}
             self.client.hset(state_key(job.source_id),
                              mapping={"status": "failed", "last_error": message})  # fmt: skip
