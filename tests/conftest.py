@@ -52,6 +52,30 @@ def redis_url(redis_server: str) -> Iterator[str]:
     yield redis_server
 
 
+def non_loopback_ipv4() -> str | None:
+    """An IPv4 address of this machine other than loopback (None when it has none)."""
+    import socket
+
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return a.address
+    return None
+
+
+def reachable(host: str, port: int) -> bool:
+    """Whether a TCP connection to ``host:port`` is accepted."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def moving_square_frames(
     n: int = 30, size: tuple[int, int] = (240, 320), side: int = 60, step: int = 4
 ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:

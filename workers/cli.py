@@ -516,6 +516,10 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics here.")
     ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host", help="Address metrics listen on [worker.metrics_host]."),
+    ] = None,
     http_port: Annotated[
         int | None, typer.Option("--http-port", help="Serve the web page here.")
     ] = None,
@@ -534,7 +538,8 @@ def worker(
 
     with guarded(debug, log_warnings=True):
         settings = settings_from(config, redis_url=redis, data_dir=data_dir,
-                                 ray={"address": address}, debug=debug or None)  # fmt: skip
+                                 ray={"address": address}, debug=debug or None,
+                                 worker={"metrics_host": metrics_host})  # fmt: skip
         from pipeline.redact import redact, redact_url
         from workers.redis_target import redis_url_for
         from workers.service import Worker
@@ -546,7 +551,7 @@ def worker(
             if metrics_port is not None:
                 from workers.metrics import start_metrics_server
 
-                start_metrics_server(metrics_port)
+                start_metrics_server(metrics_port, settings.worker.metrics_host)
             web = None
             if http_port is not None:
                 from workers.http import start_http_server

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,38 +12,23 @@ import psutil
 import pytest
 
 from pipeline.settings import load_settings
+from tests.conftest import non_loopback_ipv4, reachable
 from workers.ray_cluster import LOOPBACK, RayStartError, init_ray, require_token_auth
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _non_loopback_ipv4() -> str | None:
-    for addresses in psutil.net_if_addrs().values():
-        for a in addresses:
-            if a.family == socket.AF_INET and not a.address.startswith("127."):
-                return a.address
-    return None
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def test_local_ray_gcs_is_not_reachable_on_a_non_loopback_address() -> None:
     import ray
 
-    address = _non_loopback_ipv4()
+    address = non_loopback_ipv4()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to try the GCS port on")
     init_ray(load_settings(ray={"num_cpus": 2}))
     host, port = ray.get_runtime_context().gcs_address.rsplit(":", 1)
     assert host == LOOPBACK
-    assert _reachable(LOOPBACK, int(port))
-    assert not _reachable(address, int(port)), f"GCS port {port} answers on {address}"
+    assert reachable(LOOPBACK, int(port))
+    assert not reachable(address, int(port)), f"GCS port {port} answers on {address}"
     # nothing the Ray session started listens beyond loopback (raylet, workers, agents)
     session = ray._private.worker.global_worker.node.get_session_dir_path()
     ours = {p.pid for p in psutil.process_iter() if _in_session(p, session)}
