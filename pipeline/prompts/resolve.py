@@ -81,8 +81,8 @@ def resolve_prompts(
 
     Returns:
         Observations in prompt order (a mask prompt's objects by ascending id, matches best
-        first). ``origin`` is ``"prompt"`` for a user prompt's first application, ``"detection"`` for
-        external detections and re-detections.
+        first). ``origin`` is ``"prompt"`` for a user prompt's first application,
+        ``"detection"`` for external detections and re-detections.
 
     Raises:
         PromptError: Naming the prompt by its index in ``prompts``: a text prompt without a

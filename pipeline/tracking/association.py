@@ -115,9 +115,9 @@ def overlap(view: TrackView, obs: Observation, config: AssociationConfig) -> flo
     """Mask IoU with the propagated mask when both masks exist at one size; else box IoU with the
     reference boxes, mixed for a box-only observation with its IoU with the propagated mask."""
     prop = view.prop
-    if prop is not None and prop.mask is not None and obs.mask is not None:
-        if prop.mask.shape == obs.mask.shape:
-            return mask_iou(prop.mask, obs.mask)
+    masks = prop is not None and prop.mask is not None and obs.mask is not None
+    if masks and prop.mask.shape == obs.mask.shape:
+        return mask_iou(prop.mask, obs.mask)
     value = float(box_iou(np.array([obs.box], dtype=np.float64), np.array(view.refs)).max())
     if obs.mask is None and view.prop_mask is not None and view.prop_area > 0:
         by_mask = box_mask_iou(view.prop_mask, view.prop_area, obs.box)

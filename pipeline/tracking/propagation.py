@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from pipeline.tracking.config import PropagationConfig
 from pipeline.types import FeatureMap
 
