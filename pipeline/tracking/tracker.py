@@ -2,9 +2,11 @@
 
 Every frame: prompts that are due are resolved to observations; the label propagator carries every
 live object's soft mask from its bounded memory to the frame; the probabilities are upsampled to the
-frame's full size and each object gets the pixels where its channel wins; masks, boxes, scores and
-feature prototypes go to the `IdentityManager` together with the frame's observations (prompts,
-detections); births and recoveries seed the propagator, lost and ended tracks leave it. Optionally,
+frame's full size and each object gets the pixels where its channel wins; each object's mask, box,
+score, soft map and feature prototype travel as one `TrackedObject` to the `IdentityManager`,
+together with the frame's observations (prompts, detections, re-detections of lost tracks from
+`pipeline.tracking.reid`), each carrying its own prototype; births and recoveries seed the
+propagator, lost and ended tracks leave it. Optionally,
 on keyframes or when an object's confidence falls, the segmenter refines the propagated mask and the
 refined mask (kept only where it agrees with the propagation) is written back into the memory.
 """
