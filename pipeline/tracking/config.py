@@ -192,6 +192,8 @@ class TrackerConfig(BaseModel):
             mask is SAM's mask restricted to where the propagation gives the object at least this.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     upsample: Literal["guided", "bilinear"] = "guided"

@@ -8,6 +8,8 @@ import sys
 from collections import deque
 
 import numpy as np
+import pydantic
+import pytest
 
 from pipeline.tracking.config import TrackerConfig
 from pipeline.tracking.propagation import ObjectRegistry
@@ -30,7 +32,8 @@ def test_reid_settings_live_under_one_name() -> None:
     )
     assert config.identity.reid.redetect_threshold is None
     assert (config.identity.reid.threshold, config.identity.reid.gate) == (0.9, None)
-    assert "redetect_threshold" not in TrackerConfig.model_fields
+    with pytest.raises(pydantic.ValidationError, match="redetect_threshold"):
+        TrackerConfig.model_validate({"redetect_threshold": 0.5})  # the old name fails loudly
 
 
 def test_identity_round_trips_and_reads_checkpoints_without_newer_fields() -> None:
