@@ -22,7 +22,7 @@ from pydantic_settings import (
 from pipeline.models.config import BackboneConfig, SegmenterConfig
 from pipeline.outputs.redis_streams import PublishConfig
 from pipeline.sources.config import SourceConfig
-from pipeline.tracking.tracker import TrackerConfig
+from pipeline.tracking.config import TrackerConfig
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("dinotrack_config_file", default=None)
 
