@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from pipeline.types import FeatureMap, Frame, FrameResult
-from pipeline.wire import Event
+from pipeline.types import Event, FeatureMap, Frame, FrameResult
 from workers.metrics import MetricsBuffer
 
 if TYPE_CHECKING:
     from pipeline.models.config import BackboneConfig, SegmenterConfig
-    from pipeline.outputs.redis_streams import PublishConfig
+    from pipeline.outputs.config import PublishConfig
     from pipeline.settings import Settings
     from pipeline.sources.config import SourceConfig
 

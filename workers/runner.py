@@ -23,7 +23,8 @@ import ray
 import redis
 
 from pipeline.settings import Settings
-from pipeline.wire import Event, control_key, decode_control
+from pipeline.types import Event
+from pipeline.wire import control_key, decode_control
 from workers.actors import PublisherActor, SourceActor, TrackerActor, start_backbone
 
 log = logging.getLogger("dinotrack.runner")

@@ -48,8 +48,7 @@ import pydantic
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.masks import box_iou, mask_iou
-from pipeline.types import Observation, TrackState
-from pipeline.wire import Event
+from pipeline.types import Event, Observation, TrackState
 
 Box = tuple[float, float, float, float]
 

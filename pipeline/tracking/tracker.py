@@ -26,8 +26,7 @@ from pipeline.models.base import Backbone, MaskRequest, Segmenter
 from pipeline.models.upsample import upsample_probs as guided_upsample
 from pipeline.tracking.identities import IdentityConfig, IdentityManager, TrackedObject
 from pipeline.tracking.propagation import LabelPropagator, PropagationConfig, downsample_mask
-from pipeline.types import FeatureMap, Frame, FrameResult, Observation, Track, TrackState
-from pipeline.wire import Event
+from pipeline.types import Event, FeatureMap, Frame, FrameResult, Observation, Track, TrackState
 
 
 class TrackerConfig(BaseModel):
