@@ -1,4 +1,4 @@
-"""Control commands (status, stop, prompt, config) read the settings: they must not pay for models."""
+"""Control commands (status, stop, prompt, config) read the settings: they load no model code."""
 
 import json
 import subprocess
