@@ -150,7 +150,7 @@ def run_plain(settings: Settings, uri: str, source_id: str, prompts: list[dict],
     backbone = build_backbone(settings.backbone)
     segmenter = build_segmenter(settings.segmenter, settings.sam)
     tracker = Tracker(source_id, settings.tracker, segmenter, backbone.name)
-    tracker.add_prompts(prompts_from_json({"prompts": prompts}))
+    tracker.prompts.add(prompts_from_json({"prompts": prompts}))
     publisher = Publisher(connect(url), source_id, settings.publish)
     source = open_source(uri, source_id, settings.source)
     frames, first, last = 0, None, None

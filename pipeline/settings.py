@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from pipeline.models.config import BackboneConfig, SegmenterConfig
-from pipeline.outputs.redis_streams import PublishConfig
+from pipeline.outputs.config import PublishConfig
 from pipeline.sources.config import SourceConfig
 from pipeline.tracking.config import TrackerConfig
 

@@ -1,14 +1,15 @@
 """The data that flows through the pipeline.
 
 `Frame` leaves a source, `FeatureMap` leaves a backbone, `FrameResult` leaves the tracker and is
-what gets published (see `pipeline.wire` for its Redis encoding).
+what gets published, with the `Event`s of sources, tracks and jobs (see `pipeline.wire` for their
+Redis encoding).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -145,3 +146,21 @@ class Observation:
     label: str | None = None
     origin: Literal["prompt", "detection", "redetection"] = "detection"
     prototype: np.ndarray | None = None
+
+
+@dataclass
+class Event:
+    """Something that happened to a source, a track or a job (published on the events stream).
+
+    kind: e.g. "track.started", "track.lost", "track.recovered", "track.ended",
+    "source.connected", "source.disconnected", "source.reconnecting", "source.eof", "source.error",
+    "job.started", "job.finished", "job.failed".
+    """
+
+    kind: str
+    source_id: str
+    wall_time: float
+    frame_index: int | None = None
+    track_id: int | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

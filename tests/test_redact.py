@@ -3,7 +3,8 @@
 import pytest
 
 from pipeline.redact import redact, redact_url
-from pipeline.wire import Event, decode_event, encode_event
+from pipeline.types import Event
+from pipeline.wire import decode_event, encode_event
 
 
 @pytest.mark.parametrize(

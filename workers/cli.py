@@ -243,6 +243,7 @@ def run(
         )
         from pipeline.prompts import prompts_to_json
         from pipeline.sources import probe as probe_source
+        from pipeline.wire import frames_key
         from workers.redis_target import redis_url_for
         from workers.runner import run_source
 
@@ -253,7 +254,7 @@ def run(
         if not prompt_list:
             fail("no prompt given — add --box x0,y0,x1,y1, --mask PNG, --point x,y or --prompts")
         prompt_list = check_prompts(prompt_list, info.width, info.height)
-        if any(p.kind == "text" for p in prompt_list):  # fail now, not in an actor
+        if any(p.needs_text_detector for p in prompt_list):  # fail now, not in an actor
             from pipeline.models.text_detector import DEFAULT_MODEL
             from pipeline.models.weights import resolve_hf_model
 
@@ -261,7 +262,7 @@ def run(
         resolve_backbone(settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:
-            err.print(f"publishing to dinotrack:{sid}:frames", highlight=False)
+            err.print(f"publishing to {frames_key(sid)}", highlight=False)
             progress = Progress(
                 TextColumn(f"[bold]{sid}"),
                 BarColumn(),
@@ -377,7 +378,7 @@ def tail(
     with guarded(debug):
         settings = settings_from(config, redis_url=redis, data_dir=data_dir)
         from pipeline.outputs.redis_streams import TrackReader, connect
-        from pipeline.wire import frame_result_to_dict, state_key
+        from pipeline.wire import frame_result_to_dict, frames_key, state_key
         from workers.redis_target import redis_url_for
 
         with redis_url_for(settings, announce=not as_json) as url:
@@ -395,7 +396,7 @@ def tail(
                     continue
                 status = client.hget(state_key(source_id), "status")
                 if status is None or status.decode() in {"finished", "failed", "stopped"}:
-                    if status is None and not client.exists(f"dinotrack:{source_id}:frames"):
+                    if status is None and not client.exists(frames_key(source_id)):
                         err.print(f"no frames published for source '{source_id}'")
                     break
 

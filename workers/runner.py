@@ -23,7 +23,8 @@ import redis
 
 from pipeline.confine import confined
 from pipeline.settings import Settings
-from pipeline.wire import Event, control_key, decode_control
+from pipeline.types import Event
+from pipeline.wire import control_key, decode_control
 from workers.actors import PublisherActor, SourceActor, TrackerActor, start_backbone
 from workers.job_rules import confinement
 from workers.ray_cluster import init_ray

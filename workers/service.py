@@ -23,9 +23,10 @@ import redis
 from pipeline.confine import confined
 from pipeline.redact import redact
 from pipeline.settings import Settings
+from pipeline.types import Event
 from pipeline.wire import (
     JOBS_STREAM,
-    Event,
+    STATE_KEYS,
     Job,
     WireError,
     control_key,
@@ -34,6 +35,7 @@ from pipeline.wire import (
     encode_event,
     encode_job,
     events_key,
+    source_id_of_state_key,
     state_key,
 )
 from workers.job_rules import JobRefused, check_job, confinement
@@ -70,8 +72,8 @@ def request_stop(client: redis.Redis, source_id: str) -> str:
 def source_states(client: redis.Redis) -> list[dict[str, str]]:
     """Every source's state hash, with its id, sorted by id."""
     rows = []
-    for key in client.scan_iter(match="dinotrack:*:state", count=500):
-        source_id = key.decode()[len("dinotrack:") : -len(":state")]
+    for key in client.scan_iter(match=STATE_KEYS, count=500):
+        source_id = source_id_of_state_key(key)
         fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         rows.append({"source_id": source_id, **fields})
     return sorted(rows, key=lambda r: r["source_id"])

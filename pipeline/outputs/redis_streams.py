@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
-from pydantic import BaseModel
 
+from pipeline.outputs.config import PublishConfig
 from pipeline.redact import redact, redact_url
-from pipeline.types import FrameResult
+from pipeline.types import Event, FrameResult
 from pipeline.wire import (
-    Event,
     WireError,
     decode_event,
     decode_frame_result,
@@ -32,20 +31,6 @@ from pipeline.wire import (
 )
 
 log = logging.getLogger("dinotrack.outputs")
-
-
-class PublishConfig(BaseModel):
-    """How results are written to Redis."""
-
-    maxlen: int | None = 100_000
-    """Approximate bound on entries kept per frames stream (None: unbounded)."""
-    events_maxlen: int = 10_000
-    batch: int = 16
-    """Frames written per pipelined round trip."""
-    buffer: int = 2_000
-    """Frames held while Redis is unreachable; beyond it the oldest are dropped (counted)."""
-    retry_initial_s: float = 0.2
-    retry_max_s: float = 5.0
 
 
 class RedisUnavailable(RuntimeError):

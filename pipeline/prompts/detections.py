@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.prompts.base import (
+    Application,
     Box,
     Prompt,
     check_keys,
@@ -19,6 +20,7 @@ from pipeline.prompts.base import (
     resolve_path,
 )
 from pipeline.prompts.errors import PromptError
+from pipeline.prompts.plan import MaskAsk, PromptFrame
 
 #: One detection: box (x0, y0, x1, y1) pixels, score, label (or None).
 Detection = tuple[Box, float, str | None]
@@ -219,6 +221,15 @@ class DetectionsPrompt(Prompt):
         if self.path:
             return repr(Path(self.path).name)
         return f"<{sum(len(v) for v in self.detections.values())} detections>"
+
+    def applies_at(self, frame_index: int) -> Application:
+        """Detections act on every frame (those it holds), never as a first application: they
+        are not user prompts."""
+        return Application(True, False)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """Box requests for the frame's detections (clipped to it), with their scores."""
+        return frame.box_asks(self.for_frame(frame.index), False)
 
 
 def _format_for(path: Path) -> str:

@@ -32,8 +32,7 @@ from pipeline.tracking.association import assign, pair_score, track_view, unit
 from pipeline.tracking.config import IdentityConfig
 from pipeline.tracking.records import Box, Identity, IdentityUpdate, TrackedObject
 from pipeline.tracking.reid import add_to_gallery, lost_pair_score
-from pipeline.types import Observation, TrackState
-from pipeline.wire import Event
+from pipeline.types import Event, Observation, TrackState
 
 
 class IdentityManager:

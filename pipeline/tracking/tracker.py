@@ -13,7 +13,7 @@ refined mask (kept only where it agrees with the propagation) is written back in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.masks import box_to_mask, mask_to_box, rle_encode
-from pipeline.models.base import Backbone, MaskRequest, Segmenter
+from pipeline.models.base import MaskRequest, Segmenter
 from pipeline.models.upsample import upsample_probs as guided_upsample
+from pipeline.prompts.schedule import PromptSchedule
 from pipeline.tracking.config import TrackerConfig
 from pipeline.tracking.lifecycle import IdentityManager
 from pipeline.tracking.propagation import LabelPropagator, downsample_mask
 from pipeline.tracking.records import TrackedObject
 from pipeline.tracking.reid import redetect_lost
-from pipeline.types import FeatureMap, Frame, FrameResult, Observation, Track, TrackState
-from pipeline.wire import Event
+from pipeline.types import Event, FeatureMap, Frame, FrameResult, Observation, Track, TrackState
 
 
 def upsample_probs(probs: np.ndarray, image: np.ndarray, mode: str = "guided") -> np.ndarray:
@@ -70,11 +70,12 @@ class Tracker:
     Args:
         source_id: The source, named in results and events.
         config: Tracker settings.
-        segmenter: Turns prompts into masks; refines masks when refinement is enabled and it is
-            not the ``none`` segmenter.
+        segmenter: Refines masks when refinement is enabled and it is not the ``none``
+            segmenter.
         backbone_name: Name of the backbone whose features are passed to `step`.
-        text_detector: Needed by text prompts (see `pipeline.prompts.TextDetector`).
-        backbone: Enrols exemplar prompts that have no prototype yet.
+        prompts: The source's prompts, built with what resolving them needs (default: an empty
+            schedule with ``segmenter``, no text detector and no backbone); add prompts with
+            ``tracker.prompts.add``.
     """
 
     def __init__(
@@ -84,8 +85,7 @@ class Tracker:
         segmenter: Segmenter,
         backbone_name: str,
         *,
-        text_detector: Any | None = None,
-        backbone: Backbone | None = None,
+        prompts: PromptSchedule | None = None,
     ) -> None:
         self.source_id = source_id
         self.config = config
@@ -93,20 +93,11 @@ class Tracker:
         self.backbone_name = backbone_name
         self.propagator = LabelPropagator(config.propagation)
         self.identities = IdentityManager(config.identity, source_id=source_id)
-        self.text_detector = text_detector
-        self.backbone = backbone
-        self._pending: list[Any] = []  # prompts whose frame has not come yet
-        self._applied: list[Any] = []  # prompts applied once (they may re-detect later)
+        self.prompts = prompts if prompts is not None else PromptSchedule(segmenter)
         self._last_index: int | None = None
         self._events: list[Event] = []
 
     # -- inputs -----------------------------------------------------------------------------
-    def add_prompts(self, prompts: Iterable[Any]) -> None:
-        """Queue prompts (``pipeline.prompts`` objects); each applies at the first processed frame
-        whose index is >= its ``frame``; text and exemplar prompts then re-detect every
-        ``redetect_every`` frames, and detections act on every frame they hold."""
-        self._pending.extend(prompts)
-
     def remove_track(self, track_id: int) -> None:
         """Stop following a track: it ends now (a track.ended event) and its id is not reused.
 
@@ -142,7 +133,7 @@ class Tracker:
             )
         self._last_index = frame.index
         h, w = frame.height, frame.width
-        observations = self._due_prompts(frame, features) + list(detections)
+        observations = self.prompts.observations(frame, features) + list(detections)
         observations += redetect_lost(self.identities, features, (h, w))
         observations = [
             o if o.prototype is not None
@@ -187,32 +178,6 @@ class Tracker:
             backbone=self.backbone_name,
             tracks=self._tracks(frame.index, objects),
         )
-
-    def _due_prompts(self, frame: Frame, features: FeatureMap) -> list[Observation]:
-        """Observations of the prompts acting on this frame: first applications of prompts whose
-        frame has come (user prompts: origin "prompt"), then re-detections and external detections
-        of prompts applied before (origin "detection")."""
-        from pipeline.prompts import DetectionsPrompt, applies_at, resolve_prompts
-
-        due = [p for p in self._pending if p.frame <= frame.index]
-        if due:
-            self._pending = [p for p in self._pending if p.frame > frame.index]
-            self._applied.extend(due)
-        firsts = [p for p in due if not isinstance(p, DetectionsPrompt)]
-        later = [
-            p
-            for p in self._applied
-            if not any(p is f for f in firsts) and applies_at(p, frame.index)[0]
-        ]
-        kwargs = {"text_detector": self.text_detector, "backbone": self.backbone}
-        observations: list[Observation] = []
-        if firsts:
-            observations += resolve_prompts(firsts, frame.image, features, self.segmenter, **kwargs)
-        if later:
-            observations += resolve_prompts(
-                later, frame.image, features, self.segmenter, frame_index=frame.index, **kwargs
-            )
-        return observations
 
     def _masks(
         self, probs: np.ndarray, image: np.ndarray, features: FeatureMap
@@ -345,8 +310,7 @@ class Tracker:
             "last_index": self._last_index,
             "propagator": self.propagator.state_dict(),
             "identities": self.identities.state_dict(),
-            "pending_prompts": [p.to_json() for p in self._pending],
-            "applied_prompts": [p.to_json() for p in self._applied],
+            "prompts": self.prompts.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -354,7 +318,4 @@ class Tracker:
         self._last_index = state["last_index"]
         self.propagator.load_state_dict(state["propagator"])
         self.identities.load_state_dict(state["identities"])
-        from pipeline.prompts import prompts_from_json
-
-        self._pending = prompts_from_json(state["pending_prompts"])
-        self._applied = prompts_from_json(state["applied_prompts"])
+        self.prompts.load_state_dict(state["prompts"])

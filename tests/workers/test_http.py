@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from pipeline.masks import box_to_mask, rle_encode
-from pipeline.outputs.redis_streams import PublishConfig, Publisher, connect
+from pipeline.outputs.config import PublishConfig
+from pipeline.outputs.redis_streams import Publisher, connect
 from pipeline.outputs.render import RenderConfig, track_color
 from pipeline.sources import open_source
 from pipeline.types import FrameResult, Track, TrackState

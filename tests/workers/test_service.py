@@ -12,7 +12,7 @@ import redis
 
 from pipeline.outputs.redis_streams import read_events, read_frames
 from pipeline.settings import Settings, load_settings
-from pipeline.wire import JOBS_STREAM, Job, encode_job, frames_key, state_key
+from pipeline.wire import JOBS_STREAM, Job, encode_job, frames_key, source_keys, state_key
 from tests.conftest import moving_square_frames, write_video
 from workers.runner import SourceRun, init_ray
 from workers.service import GROUP, Worker, request_stop, source_states, submit_job
@@ -178,7 +178,7 @@ def test_chunked_run_reads_as_one_continuous_run(settings: Settings, long_clip, 
     results = list(read_frames(client, "chunked"))
     assert [r.frame_index for r in results] == list(range(90))
     assert {t.id for r in results for t in r.tracks} == {1}  # the same object, the same id
-    assert not client.keys("dinotrack:chunked~chunk*")  # temporary streams removed
+    assert not [k for p in source_keys("chunked~chunk*") for k in client.keys(p)]  # removed
     assert client.hget(state_key("chunked"), "status") == b"finished"
 
 
