@@ -203,12 +203,16 @@ class Worker:
         running.thread.start()
 
     def _run_job(self, running: _Running, resumed: bool) -> None:
+        from pipeline.models.registry import resolve_backbone_name
         from workers.runner import SourceRun
 
         job = running.job
         self._event(job, "job.started", None, resumed=resumed, worker=self.name)
         try:
             settings = merge_settings(self.settings, job.settings)
+            settings.backbone.name, note = resolve_backbone_name(settings.backbone)
+            if note:
+                self._event(job, "backbone.chosen", note, backbone=settings.backbone.name)
             prompts = self._valid_prompts(job, settings)
             backbone, segmenter = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
@@ -249,10 +253,8 @@ class Worker:
 
     def _models(self, settings: Settings) -> tuple[Any, Any]:
         """The worker's shared backbone and segmenter actors for these settings (one per config)."""
-        from pipeline.models.registry import resolve_backbone_name
         from workers.actors import start_backbone, start_segmenter
 
-        settings.backbone.name, _ = resolve_backbone_name(settings.backbone.name)
         keys = (settings.backbone.model_dump_json(),
                 f"{settings.segmenter}|{settings.sam.model_dump_json()}")  # fmt: skip
         with self._lock:
