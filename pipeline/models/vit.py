@@ -163,17 +163,14 @@ def load_model(path: Path, name: str, arch: ViTArch) -> torch.nn.Module:
             that are missing, unexpected or of another shape (the message names them).
     """
     fix = (
-        f"give the transformers weights of {name} (a Hugging Face folder, or its "
-        "model.safetensors)"
+        f"give the transformers weights of {name} (a Hugging Face folder, or its model.safetensors)"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = path if path.is_dir() else _file_as_folder(path, arch, Path(tmp))
         hf_config = _folder_config(folder, name, arch)
         model_cls, kwargs = _model_class(hf_config.model_type)
         try:
-            model, info = model_cls.from_pretrained(
-                str(folder), output_loading_info=True, **kwargs
-            )
+            model, info = model_cls.from_pretrained(str(folder), output_loading_info=True, **kwargs)
         except Exception as exc:  # transformers, safetensors and torch errors of a bad file
             detail = " ".join(str(exc).split()) or type(exc).__name__
             if "mismatched_sizes" in detail:
@@ -182,8 +179,7 @@ def load_model(path: Path, name: str, arch: ViTArch) -> torch.nn.Module:
                     f"see the load report above); {fix}"
                 ) from exc
             raise ModelError(
-                f"cannot read weights of {name} from {path} ({type(exc).__name__}: {detail}); "
-                f"{fix}"
+                f"cannot read weights of {name} from {path} ({type(exc).__name__}: {detail}); {fix}"
             ) from exc
     missing = sorted(info["missing_keys"])
     unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith("pooler."))
