@@ -271,7 +271,9 @@ class TrackerActor(_Metered):
         if any(p.get("kind") == "text" for p in prompts):
             from pipeline.models.text_detector import TextDetector
 
-            text_detector = TextDetector(device=settings.backbone.device)
+            text_detector = TextDetector(
+                device=settings.backbone.device, cache_dir=settings.backbone.cache_dir
+            )
         self.tracker = Tracker(
             source_id,
             settings.tracker,
