@@ -272,7 +272,9 @@ class TrackerActor(_Metered):
         if any(p.needs_text_detector for p in parsed):
             from pipeline.models.text_detector import TextDetector
 
-            text_detector = TextDetector(device=settings.backbone.device)
+            text_detector = TextDetector(
+                device=settings.backbone.device, cache_dir=settings.backbone.cache_dir
+            )
         schedule = PromptSchedule(
             segmenter,
             text_detector=text_detector,

@@ -142,7 +142,7 @@ def resolve_backbone(settings) -> None:
     """Replace ``auto`` by the backbone actually used, saying why on stderr once."""
     from pipeline.models.registry import resolve_backbone_name
 
-    name, note = resolve_backbone_name(settings.backbone.name)
+    name, note = resolve_backbone_name(settings.backbone)
     if note:
         err.print(note, highlight=False)
     settings.backbone.name = name
@@ -669,16 +669,21 @@ def prompt(
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """List the known backbones and whether their weights are available here."""
+def models_list(
+    config: ConfigOpt = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Check sha256 where one is known.")
+    ] = True,
+) -> None:
+    """List every backbone, segmenter and text detector: found / missing / verified here."""
     from rich.table import Table
 
-    from pipeline.models.registry import BACKBONES
-    from pipeline.models.weights import weights_available
+    from pipeline.models.inventory import model_rows
 
-    table = Table("backbone", "weights here")
-    for name in BACKBONES:
-        table.add_row(name, "yes" if weights_available(name) else "no")
+    settings = settings_from(config)
+    table = Table("kind", "model", "weights", "path", "detail")
+    for row in model_rows(settings.backbone, settings.segmenter, settings.sam, verify=verify):
+        table.add_row(row.kind, row.name, row.status, str(row.path or ""), row.detail)
     out.print(table)
 
 

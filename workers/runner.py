@@ -168,7 +168,7 @@ class SourceRun:
         if live:  # a live frame goes out at once: latency over round trips
             publish = settings.publish.model_copy(update={"batch": 1})
             settings = settings.model_copy(update={"publish": publish})
-        s.backbone, _ = resolve_backbone_name(settings.backbone.name)
+        s.backbone, _ = resolve_backbone_name(settings.backbone)
         source = SourceActor.options(**opts).remote(
             self.uri, self.source_id, settings.source, start
         )
@@ -189,7 +189,8 @@ class SourceRun:
             self._start_error = _cause(exc)
             raise StartFailed(self._start_error) from exc
         s.total = info.get("frames")
-        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
+        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts,
+                  "backbone": s.backbone}  # fmt: skip
         self._get(publisher.set_state.remote(status))
         try:
             ray.get(tracker.pid.remote())

@@ -208,6 +208,7 @@ class Worker:
         running.thread.start()
 
     def _run_job(self, running: _Running, resumed: bool) -> None:
+        from pipeline.models.registry import resolve_backbone_name
         from workers.runner import SourceRun
 
         try:  # what a queued job may ask (workers/job_rules.py): refused before anything opens
@@ -221,6 +222,9 @@ class Worker:
         self._event(job, "job.started", None, resumed=resumed, worker=self.name)
         try:
             settings = merge_settings(self.settings, job.settings)
+            settings.backbone.name, note = resolve_backbone_name(settings.backbone)
+            if note:
+                self._event(job, "backbone.chosen", note, backbone=settings.backbone.name)
             prompts = self._valid_prompts(job, settings)
             backbone, segmenter = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
@@ -263,10 +267,8 @@ class Worker:
 
     def _models(self, settings: Settings) -> tuple[Any, Any]:
         """The worker's shared backbone and segmenter actors for these settings (one per config)."""
-        from pipeline.models.registry import resolve_backbone_name
         from workers.actors import start_backbone, start_segmenter
 
-        settings.backbone.name, _ = resolve_backbone_name(settings.backbone.name)
         keys = (settings.backbone.model_dump_json(),
                 f"{settings.segmenter}|{settings.sam.model_dump_json()}")  # fmt: skip
         with self._lock:

@@ -261,7 +261,7 @@ class Tracker:
             )
             requests.append(
                 MaskRequest(
-                    points=np.array([[x + 0.5, y + 0.5]], np.float32),
+                    points=np.array([[x, y]], np.float32),
                     point_labels=np.array([1], np.int64),
                     box=mask_to_box(views[tid].mask),
                     mask_input=soft,
