@@ -253,6 +253,8 @@ class SourceRun:
             if submitted % 10 == 0 and self._poll_control(tracker):
                 break
         settle(0)
+        if self.checkpoint_every:  # the state at the end: a later --resume continues from here
+            publisher.checkpoint.remote(tracker.snapshot.remote())
         self._collect_metrics(0, wait=True)
 
     def _collect_metrics(self, in_flight: int, wait: bool = False) -> None:
