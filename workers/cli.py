@@ -714,8 +714,10 @@ def show_config(config: ConfigOpt = None) -> None:
 def _register_commands() -> None:
     from workers.commands.eval_davis import davis
     from workers.commands.eval_mot import mot
+    from workers.commands.redis import redis_server
     from workers.commands.render import render
 
+    app.command("redis")(redis_server)
     app.command("render")(render)
     eval_app.command("davis")(davis)
     eval_app.command("mot")(mot)

