@@ -183,6 +183,13 @@ SegmenterOpt = Annotated[
 StrideOpt = Annotated[int | None, typer.Option("--stride", help="Process every Nth frame.")]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First frame: index or HH:MM:SS.")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last frame: index or HH:MM:SS.")]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="If the source id has results, delete them and start over.")
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option("--resume", help="If the source id has results, continue from its checkpoint."),
+]
 AddressOpt = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (auto: join a running one).")
 ]
@@ -220,6 +227,8 @@ def run(
     overlap: Annotated[
         int, typer.Option("--overlap", help="Frames two chunks share (to stitch ids).")
     ] = 8,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -262,6 +271,13 @@ def run(
         resolve_backbone(settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:
+            from pipeline.outputs.redis_streams import connect
+            from workers.rerun import check_run
+
+            n_chunks = chunk_count(chunks, info.frames, settings)
+            if resume and n_chunks > 1:
+                fail("--resume continues one run from its checkpoint: leave --chunks out")
+            resumes = check_run(connect(url), sid, fresh, resume)
             err.print(f"publishing to {frames_key(sid)}", highlight=False)
             progress = Progress(
                 TextColumn(f"[bold]{sid}"),
@@ -281,16 +297,14 @@ def run(
                     progress.update(task, completed=done, total=total, fps=fps)
 
                 prompt_json = prompts_to_json(prompt_list)["prompts"]
-                n_chunks = chunk_count(chunks, info.frames, settings)
                 if n_chunks > 1:
                     from workers.chunks import run_chunked
 
                     summary = run_chunked(settings, source, sid, prompt_json, url, n_chunks,
                                           overlap, on_progress=on_progress)  # fmt: skip
                 else:
-                    summary = run_source(
-                        settings, source, sid, prompt_json, url, on_progress=on_progress
-                    )
+                    summary = run_source(settings, source, sid, prompt_json, url,
+                                         on_progress=on_progress, resume=resumes)  # fmt: skip
         print_summary(summary)
         if summary.error:
             fail(f"{summary.error} ({summary.frames} frames were published before it)", 1)
@@ -472,6 +486,8 @@ def submit(
     stride: StrideOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = False,
     redis: RedisOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
@@ -498,8 +514,11 @@ def submit(
             info = probe_source(source, settings.source)
             prompt_list = check_prompts(prompt_list, info.width, info.height)
         sid = source_id or default_source_id(source)
+        if fresh and resume:
+            fail("--fresh and --resume exclude each other — give one")
         job = Job(source=source, source_id=sid, prompts=prompts_to_json(prompt_list)["prompts"],
-                  settings=drop_none(overrides))  # fmt: skip
+                  settings=drop_none(overrides),
+                  on_existing="fresh" if fresh else "resume" if resume else None)  # fmt: skip
         with redis_url_for(settings) as url:
             job_id = submit_job(connect(url), job)
         out.print(f"queued job {job_id}: {source} as source '{sid}'")
@@ -714,8 +733,10 @@ def show_config(config: ConfigOpt = None) -> None:
 def _register_commands() -> None:
     from workers.commands.eval_davis import davis
     from workers.commands.eval_mot import mot
+    from workers.commands.redis import redis_server
     from workers.commands.render import render
 
+    app.command("redis")(redis_server)
     app.command("render")(render)
     eval_app.command("davis")(davis)
     eval_app.command("mot")(mot)

@@ -46,7 +46,13 @@ GROUP = "workers"
 
 
 def submit_job(client: redis.Redis, job: Job) -> str:
-    """Queue a job; returns its id. The source's state becomes ``queued``."""
+    """Queue a job; returns its id. The source's state becomes ``queued``.
+
+    Raises RerunRefused when the re-run rule refuses it (see `workers.rerun`).
+    """
+    from workers import rerun
+
+    rerun.check_submit(client, job)
     job.job_id = job.job_id or uuid.uuid4().hex[:12]
     job.submitted = job.submitted or time.time()
     client.hset(
@@ -54,7 +60,8 @@ def submit_job(client: redis.Redis, job: Job) -> str:
         mapping={"status": "queued", "source": redact(job.source), "job_id": job.job_id,
                  "last_error": "", "frames_done": 0},
     )  # fmt: skip
-    client.xadd(JOBS_STREAM, encode_job(job))
+    entry_id = client.xadd(JOBS_STREAM, encode_job(job))
+    rerun.mark_queued(client, job, entry_id.decode())
     return job.job_id
 
 
@@ -65,7 +72,11 @@ def request_stop(client: redis.Redis, source_id: str) -> str:
         raise ValueError(f"no source '{source_id}' is known to this Redis — see `dinotrack status`")
     client.xadd(control_key(source_id), encode_control("stop"))
     if status == b"queued":
+        from workers.rerun import job_key
+
         client.hset(state_key(source_id), "status", "stopped")
+        if job_id := client.hget(state_key(source_id), "job_id"):
+            client.hset(job_key(job_id.decode()), "status", "stopped")
     return status.decode()
 
 
@@ -194,16 +205,25 @@ class Worker:
             self.client.xack(JOBS_STREAM, GROUP, entry_id)
             self.finished.append({"entry_id": entry_id, "status": "failed", "error": str(exc)})
             return
-        status = self.client.hget(state_key(job.source_id), "status")
-        if status == b"stopped":
+        from workers import rerun
+
+        try:
+            admission = rerun.admit(self.client, job, entry_id, takeover=resumed)
+        except rerun.RerunRefused as exc:
+            rerun.refuse(self.client, job, entry_id, str(exc))
+            self._event(job, "job.refused", str(exc))
+            self.finished.append({"entry_id": entry_id, "source_id": job.source_id,
+                                  "status": "refused", "error": str(exc)})  # fmt: skip
+            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+            return
+        if not admission.run:
             self.client.xack(JOBS_STREAM, GROUP, entry_id)
             self.finished.append({"entry_id": entry_id, "source_id": job.source_id,
-                                  "status": "stopped", "error": None})  # fmt: skip
+                                  "status": admission.status, "error": None})  # fmt: skip
             return
         running = _Running(entry_id, job, threading.Thread())
-        running.thread = threading.Thread(
-            target=self._run_job, args=(running, resumed), name=f"job-{job.source_id}", daemon=True
-        )
+        running.thread = threading.Thread(target=self._run_job, args=(running, admission.resume),
+                                          name=f"job-{job.source_id}", daemon=True)  # fmt: skip
         self.running[entry_id] = running
         running.thread.start()
 
@@ -282,6 +302,9 @@ class Worker:
         for entry_id, running in list(self.running.items()):
             if running.thread.is_alive():
                 continue
+            from workers.rerun import ended
+
+            ended(self.client, running.job, running.result["status"], running.result.get("error"))
             self.client.xack(JOBS_STREAM, GROUP, entry_id)
             del self.running[entry_id]
             self.finished.append({"entry_id": entry_id, "source_id": running.job.source_id,
