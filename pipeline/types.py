@@ -132,6 +132,8 @@ class Observation:
         from_prompt: True for user prompts: they always start a new, confirmed track.
         for_lost: True for the tracker's own re-detections of lost tracks: they may only recover a
             lost track, never start one or count against a followed one.
+        for_track: A re-detection of this lost track by its own verifier (the tracker's global
+            search): it brings that track back, wherever it is in the frame.
     """
 
     box: tuple[float, float, float, float]
@@ -140,3 +142,4 @@ class Observation:
     label: str | None = None
     from_prompt: bool = False
     for_lost: bool = False
+    for_track: int | None = None

@@ -395,8 +395,19 @@ class IdentityManager:
             if ident.state != TrackState.LOST and seen and stale:
                 self._move(ident, obj.box, frame_index)
 
-        candidates = [i for i, o in enumerate(observations) if not o.from_prompt]
-        pairs = self._assign(frame_index, candidates, observations, protos, props, image_size)
+        # A lost track's own verifier found it: that track comes back, wherever it is.
+        verified = [
+            (i, o.for_track)
+            for i, o in enumerate(observations)
+            if o.for_track is not None and self._tracks.get(o.for_track) is not None
+            and self._tracks[o.for_track].state == TrackState.LOST
+        ]  # fmt: skip
+        candidates = [
+            i for i, o in enumerate(observations) if not o.from_prompt and o.for_track is None
+        ]
+        pairs = verified + self._assign(
+            frame_index, candidates, observations, protos, props, image_size
+        )
         for oi, tid in pairs:
             ident = self._tracks[tid]
             obs = observations[oi]
@@ -438,7 +449,7 @@ class IdentityManager:
             and self.state(p.track_id) in (TrackState.TENTATIVE, TrackState.ACTIVE)
         ]
         for oi, obs in enumerate(observations):
-            if oi in assigned or obs.for_lost:
+            if oi in assigned or obs.for_lost or obs.for_track is not None:
                 continue
             if not obs.from_prompt and live_boxes:
                 overlap = box_iou(np.array([obs.box]), np.array(live_boxes)).max()

@@ -25,6 +25,7 @@ from pipeline.masks import box_to_mask, mask_to_box, rle_encode
 from pipeline.models.base import Backbone, MaskRequest, Segmenter
 from pipeline.models.upsample import upsample_probs as guided_upsample
 from pipeline.tracking.identities import IdentityConfig, IdentityManager, TrackedObject
+from pipeline.tracking.presence import Candidate, PresenceConfig, PresenceVerifier
 from pipeline.tracking.propagation import LabelPropagator, PropagationConfig, downsample_mask
 from pipeline.types import FeatureMap, Frame, FrameResult, Observation, Track, TrackState
 from pipeline.wire import Event
@@ -36,6 +37,8 @@ class TrackerConfig(BaseModel):
     Attributes:
         propagation: Label propagation settings (memory, top-k, neighbourhood, temperature).
         identity: Association, loss and re-identification settings.
+        presence: Verification, appearance memory and global search of prompted objects
+            (`pipeline.tracking.presence`).
         upsample: How grid probabilities reach full resolution: ``guided`` (edge-aware guided
             filter, masks follow image edges) or ``bilinear``.
         normalize_channels: Rescale each object's upsampled probability map to [0, 1] before the
@@ -58,6 +61,7 @@ class TrackerConfig(BaseModel):
 
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    presence: PresenceConfig = Field(default_factory=PresenceConfig)
     upsample: Literal["guided", "bilinear"] = "guided"
     normalize_channels: bool = False
     min_area: int = Field(16, ge=0)
@@ -144,6 +148,7 @@ class Tracker:
         self.backbone_name = backbone_name
         self.propagator = LabelPropagator(config.propagation)
         self.identities = IdentityManager(config.identity, source_id=source_id)
+        self.presence = PresenceVerifier(config.presence)
         self.text_detector = text_detector
         self.backbone = backbone
         self._pending: list[Any] = []  # prompts whose frame has not come yet
@@ -194,19 +199,20 @@ class Tracker:
         self._last_index = frame.index
         h, w = frame.height, frame.width
         observations = self._due_prompts(frame, features) + list(detections)
-        observations += self._redetect_lost(features, h, w)
+        observations += self._redetect_lost(frame, features)
 
         views: dict[int, _ObjectView] = {}
         if self.propagator.object_ids:
             views = self._masks(self.propagator.step(features), frame.image)
             self._refine(frame, features, views)
+        hidden = self._verify(frame.index, features, views)
         grid = features.grid.reshape(-1, features.grid.shape[-1])
         tracked = [
             TrackedObject(
                 track_id=tid,
                 mask=v.mask,
                 box=v.box,
-                score=v.score,
+                score=0.0 if tid in hidden and hidden[tid] else v.score,
                 prototype=_unit(np.einsum("kc,k->c", grid, v.weights.reshape(-1)))
                 if v.weights.any()
                 else None,
@@ -231,15 +237,25 @@ class Tracker:
             self.propagator.correct({t: m for t, m in corrected.items() if t in masks})
             for tid, m in corrected.items():
                 masks[tid], boxes[tid] = m, mask_to_box(m)
+        for tid in update.lost:
+            self.presence.mark_lost(tid, frame.index)
+        for tid in update.ended:
+            self.presence.forget(tid)
         leaving = list(update.lost) + list(update.ended)
         self.propagator.remove_objects(leaving)
-        for tid in leaving:
+        for tid in leaving + list(hidden):
             masks.pop(tid, None)
             scores.pop(tid, None)
         seeds = {**update.born, **update.recovered}
         if seeds:
             new = {tid: obs_masks[oi] for oi, tid in seeds.items()}
             self.propagator.add_objects(features, new)
+            for oi, tid in update.born.items():
+                if observations[oi].from_prompt:
+                    weights = downsample_mask(obs_masks[oi], features.shape)
+                    self.presence.enrol(tid, features, weights, frame.index)
+            for tid in update.recovered.values():
+                self.presence.mark_recovered(tid)
             for oi, tid in seeds.items():
                 masks[tid] = obs_masks[oi]
                 scores[tid] = float(observations[oi].score)
@@ -255,18 +271,73 @@ class Tracker:
             tracks=self._tracks(frame.index, masks, scores, boxes),
         )
 
-    def _redetect_lost(self, features: FeatureMap, h: int, w: int) -> list[Observation]:
-        """Where each lost track's prototype matches best in this frame, if well enough: the
-        region of grid cells around the peak whose similarity is within ``redetect_margin`` of
-        it. The identity manager decides (appearance, gating) whether it is the lost object."""
+    def _verify(
+        self, frame_index: int, features: FeatureMap, views: dict[int, _ObjectView]
+    ) -> dict[int, bool]:
+        """The presence verdict on each verified active track: its score becomes its presence;
+        returns the tracks not shown in this frame (True: absent long enough to be lost)."""
+        hidden: dict[int, bool] = {}
+        for tid, view in views.items():
+            if tid not in self.presence or self.identities.state(tid) != TrackState.ACTIVE:
+                continue
+            verdict = self.presence.judge(tid, features, view.weights, frame_index)
+            view.score = verdict.presence
+            if not verdict.visible:
+                hidden[tid] = verdict.gone
+        return hidden
+
+    def _grid_mask(
+        self, cells: np.ndarray, prob: np.ndarray, image: np.ndarray
+    ) -> np.ndarray | None:
+        """A full-size mask from grid cells and their object probability: the probability over
+        the cells (grown by ``crop_margin``) brought to the image's size; None if too small."""
+        from scipy import ndimage
+
+        h, w = image.shape[:2]
+        gh, gw = cells.shape
+        near = ndimage.binary_dilation(cells, iterations=self.config.crop_margin)
+        ys, xs = np.nonzero(near)
+        cy0, cy1, cx0, cx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        py0, py1 = round(cy0 * h / gh), min(h, round(cy1 * h / gh))
+        px0, px1 = round(cx0 * w / gw), min(w, round(cx1 * w / gw))
+        p = np.where(near, prob, 0.0)[cy0:cy1, cx0:cx1]
+        up = upsample_probs(np.stack([1.0 - p, p]), image[py0:py1, px0:px1], self.config.upsample)
+        mask = np.zeros((h, w), bool)
+        mask[py0:py1, px0:px1] = up[1] > up[0]
+        return mask if int(mask.sum()) >= max(1, self.config.min_area) else None
+
+    def _reacquired(self, tid: int, found: Candidate, image: np.ndarray) -> Observation | None:
+        """The observation of a lost track's object where its verifier found it."""
+        mask = self._grid_mask(found.cells, found.prob, image)
+        if mask is None:
+            return None
+        label = self.identities.label(tid)
+        return Observation(
+            mask_to_box(mask), mask, found.score, label, for_lost=True, for_track=tid
+        )
+
+    def _redetect_lost(self, frame: Frame, features: FeatureMap) -> list[Observation]:
+        """Observations of lost tracks: for a verified (prompted) track, where its verifier finds
+        it anywhere in the frame (`PresenceVerifier.search`), a re-detection of that very track;
+        for the others, where the track's prototype matches best, if well enough: the region of
+        grid cells around the peak whose similarity is within ``redetect_margin`` of it (the
+        identity manager decides, by appearance and gating, whether it is the lost object)."""
         lost = self.identities.live_ids((TrackState.LOST,))
-        if not lost or self.config.redetect_threshold is None:
+        if not lost:
             return []
         from scipy import ndimage
 
+        h, w = frame.height, frame.width
         grid = features.grid
         out: list[Observation] = []
         for tid in lost:
+            if tid in self.presence:
+                found = self.presence.search(tid, features, frame.index)
+                if found is not None and (obs := self._reacquired(tid, found, frame.image)):
+                    out.append(obs)
+                continue
+            if self.config.redetect_threshold is None:
+                continue
             proto = self.identities.prototype(tid)
             if proto is None or proto.shape[0] != grid.shape[-1]:
                 continue
@@ -439,6 +510,7 @@ class Tracker:
             "last_index": self._last_index,
             "propagator": self.propagator.state_dict(),
             "identities": self.identities.state_dict(),
+            "presence": self.presence.state_dict(),
             "pending_prompts": [p.to_json() for p in self._pending],
             "applied_prompts": [p.to_json() for p in self._applied],
         }
@@ -448,6 +520,7 @@ class Tracker:
         self._last_index = state["last_index"]
         self.propagator.load_state_dict(state["propagator"])
         self.identities.load_state_dict(state["identities"])
+        self.presence.load_state_dict(state.get("presence", {}))
         from pipeline.prompts import prompts_from_json
 
         self._pending = prompts_from_json(state["pending_prompts"])
