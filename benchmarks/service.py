@@ -35,7 +35,6 @@ import os
 
 # One BLAS thread (set before numpy): multi-threaded OpenBLAS is erratic on a shared machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import argparse
 import json
@@ -270,6 +269,7 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
     out: dict[str, Any] = {}
     for n in args.concurrency:
         settings = make_settings(args, args.concurrency_frames)
+        settings.worker.allowed_roots = [Path(uri).resolve().parent]  # the jobs' clip
         ids = [f"conc{n}-{i}" for i in range(n)]
         worker = Worker(settings, url, name=f"bench-{n}", max_sources=n)
         for sid in ids:

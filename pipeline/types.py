@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 
@@ -129,17 +130,21 @@ class Observation:
         mask: (H, W) bool, or None when only a box is known.
         score: Detector or segmenter confidence in [0, 1].
         label: Optional class or user label.
-        from_prompt: True for user prompts: they always start a new, confirmed track.
-        for_lost: True for the tracker's own re-detections of lost tracks: they may only recover a
-            lost track, never start one or count against a followed one.
-        for_track: A re-detection of this lost track by its own verifier (the tracker's global
-            search): it brings that track back, wherever it is in the frame.
+        origin: Where it comes from: ``"prompt"`` (a user prompt: it always starts a new,
+            confirmed track), ``"detection"`` (a detector, an external detection or a prompt's
+            later re-detection: it joins, recovers or starts a track) or ``"redetection"`` (the
+            tracker's own re-detection of a lost track: it may only recover a lost track, never
+            start one or count against a followed one).
+        for_track: For a re-detection by a lost track's own verifier (the tracker's global
+            search), that track: it brings that very track back, wherever it is in the frame.
+        prototype: (C,) feature prototype of the observed region, or None (the tracker fills it
+            in from the patch features under the mask, or under the box).
     """
 
     box: tuple[float, float, float, float]
     mask: np.ndarray | None = None
     score: float = 1.0
     label: str | None = None
-    from_prompt: bool = False
-    for_lost: bool = False
+    origin: Literal["prompt", "detection", "redetection"] = "detection"
     for_track: int | None = None
+    prototype: np.ndarray | None = None

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.redact import redact
 from pipeline.types import FrameResult, Track, TrackState
 
 SCHEMA_VERSION = "1.0"
@@ -143,7 +144,7 @@ def encode_event(event: Event) -> dict[str, str]:
         "wall_time": float(event.wall_time),
         "frame_index": event.frame_index,
         "track_id": event.track_id,
-        "message": event.message,
+        "message": None if event.message is None else redact(event.message),
         **event.extra,
     }
     return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}

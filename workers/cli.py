@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 app = typer.Typer(
     help="Track objects in videos with self-supervised patch features; results go to Redis.",
@@ -45,7 +42,9 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and Ray
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from pipeline.redact import redact
+
+    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -339,7 +338,9 @@ def print_summary(summary) -> None:
             f"dropped {pub.get('dropped', 0)})",
         )
     if summary.error:
-        table.add_row("error", summary.error)
+        from pipeline.redact import redact
+
+        table.add_row("error", redact(summary.error))
     out.print(table)
 
 
@@ -515,6 +516,10 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics here.")
     ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host", help="Address metrics listen on [worker.metrics_host]."),
+    ] = None,
     http_port: Annotated[
         int | None, typer.Option("--http-port", help="Serve the web page here.")
     ] = None,
@@ -533,7 +538,9 @@ def worker(
 
     with guarded(debug, log_warnings=True):
         settings = settings_from(config, redis_url=redis, data_dir=data_dir,
-                                 ray={"address": address}, debug=debug or None)  # fmt: skip
+                                 ray={"address": address}, debug=debug or None,
+                                 worker={"metrics_host": metrics_host})  # fmt: skip
+        from pipeline.redact import redact, redact_url
         from workers.redis_target import redis_url_for
         from workers.service import Worker
 
@@ -544,13 +551,13 @@ def worker(
             if metrics_port is not None:
                 from workers.metrics import start_metrics_server
 
-                start_metrics_server(metrics_port)
+                start_metrics_server(metrics_port, settings.worker.metrics_host)
             web = None
             if http_port is not None:
                 from workers.http import start_http_server
 
                 web = start_http_server(url, http_port, http_host)
-            err.print(f"worker {w.name} taking jobs from dinotrack:jobs at {url}")
+            err.print(f"worker {w.name} taking jobs from dinotrack:jobs at {redact_url(url)}")
             try:
                 w.run(stop=stop, max_jobs=max_jobs)
             except KeyboardInterrupt:
@@ -559,7 +566,8 @@ def worker(
                 if web is not None:
                     web.shutdown()
         for job in w.finished:
-            err.print(f"{job.get('source_id', '?')}: {job['status']} {job.get('error') or ''}")
+            error = redact(job.get("error") or "")
+            err.print(f"{job.get('source_id', '?')}: {job['status']} {error}")
 
 
 @app.command()
@@ -689,7 +697,12 @@ def models_pull(
 def show_config(config: ConfigOpt = None) -> None:
     """Print the effective settings (defaults < file < DINOTRACK_* environment) as JSON."""
     with guarded(False):
-        print(settings_from(config).model_dump_json(indent=2))
+        from pipeline.redact import redact_url
+
+        settings = settings_from(config).model_dump(mode="json")
+        if settings["redis_url"]:
+            settings["redis_url"] = redact_url(settings["redis_url"])
+        print(json.dumps(settings, indent=2))
 
 
 def _register_commands() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import redis
 from pydantic import BaseModel
 
+from pipeline.redact import redact, redact_url
 from pipeline.types import FrameResult
 from pipeline.wire import (
     Event,
@@ -60,20 +61,10 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
         client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         raise RedisUnavailable(
-            f"cannot reach Redis at {redact(url)}: {exc} — start Redis there, fix --redis, "
-            "or leave --redis out to use the embedded server"
+            f"cannot reach Redis at {redact_url(url)}: {redact(str(exc))} — start Redis there, "
+            "fix --redis, or leave --redis out to use the embedded server"
         ) from exc
     return client
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"
 
 
 def frame_entry_id(frame_index: int) -> str:
@@ -194,7 +185,7 @@ class Publisher:
 
     def set_state(self, **fields: object) -> None:
         """Update the source's state hash (status, frames_done, total, fps, lag, last_error)."""
-        mapping = {k: "" if v is None else str(v) for k, v in fields.items()}
+        mapping = {k: "" if v is None else redact(str(v)) for k, v in fields.items()}
         try:
             self.client.hset(state_key(self.source_id), mapping=mapping)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pipeline.confine import Refused, active
 from pipeline.prompts.errors import PromptError
 
 Box = tuple[float, float, float, float]
@@ -191,6 +192,11 @@ def resolve_path(value: Any, base_dir: Path | None, kind: str, name: str = "path
     path = Path(value).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
+    if (confinement := active()) is not None:  # from the queue: only the allowed folders
+        try:
+            path = confinement.path(path, name)
+        except Refused as exc:
+            raise PromptError(exc.problem, exc.fix, kind=kind, value=repr(value)) from exc
     if not path.is_file():
         raise PromptError(
             f"file not found: {path}",

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from pipeline.confine import active
 from pipeline.masks import box_to_mask, rle_decode, rle_encode
 from pipeline.models.base import Backbone
 from pipeline.prompts.base import (
@@ -322,8 +323,10 @@ class ExemplarPrompt(Prompt):
         if "image" in obj:
             if exemplar is None:
                 image = str(resolve_path(obj["image"], base_dir, kind, "image"))
-            else:  # the prototype travels: the file may not exist on this machine
+            else:  # the prototype travels: the file may not exist here (or may not be read)
                 image = str(obj["image"])
+                if (confinement := active()) is not None and not confinement.allows(image):
+                    image = None
         elif exemplar is None:
             raise PromptError(
                 "missing field 'image'", 'add "image": "ref.jpg" (the reference)', kind=kind

@@ -81,8 +81,8 @@ def resolve_prompts(
 
     Returns:
         Observations in prompt order (a mask prompt's objects by ascending id, matches best
-        first). ``from_prompt`` is True for a user prompt's first application, False for external
-        detections and re-detections.
+        first). ``origin`` is ``"prompt"`` for a user prompt's first application,
+        ``"detection"`` for external detections and re-detections.
 
     Raises:
         PromptError: Naming the prompt by its index in ``prompts``: a text prompt without a
@@ -135,7 +135,7 @@ def resolve_prompts(
                 mask=mask,
                 score=float(np.clip(proposal.score if slot.score is None else slot.score, 0, 1)),
                 label=slot.label,
-                from_prompt=slot.from_prompt,
+                origin="prompt" if slot.from_prompt else "detection",
             )
         )
     return out
@@ -179,7 +179,7 @@ def _plan(
         prompt.check(width, height)
     if isinstance(prompt, MaskPrompt):
         return [
-            Observation(box=mask_to_box(m), mask=m, score=1.0, label=prompt.label, from_prompt=True)
+            Observation(box=mask_to_box(m), mask=m, score=1.0, label=prompt.label, origin="prompt")
             for m in prompt.object_masks().values()
         ]
     if isinstance(prompt, BoxPrompt):

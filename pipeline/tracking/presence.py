@@ -36,49 +36,17 @@ similarity threshold cannot.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from pipeline.types import FeatureMap
+from pipeline.masks import mask_to_box
+from pipeline.tracking.config import PresenceConfig
+from pipeline.types import FeatureMap, Observation
 
-
-class PresenceConfig(BaseModel):
-    """How prompted objects are verified, remembered and searched for (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    verify: bool = True
-    """Whether prompted tracks are verified and searched for (False: propagation alone decides,
-    as plain DINO-protocol propagation)."""
-    topk: int = Field(5, ge=1)
-    """Memory cells each query cell weighs (DINO's label propagation: 5)."""
-    temperature: float = Field(0.1, gt=0)
-    """Softmax temperature over cosine similarities (DINO: 0.1)."""
-    present_above: float = Field(0.5, ge=0.0, le=1.0)
-    """Mean object probability of the propagated mask under which a frame is judged absent."""
-    absent_frames: int = Field(2, ge=1)
-    """Frames judged absent in a row before the track is lost (none of them shows a box)."""
-    recover_above: float = Field(0.7, ge=0.0, le=1.0)
-    """Least mean object probability of a region for a lost track to be re-acquired there."""
-    min_cells: int = Field(2, ge=1)
-    """Least grid cells of a region for a lost track to be re-acquired there."""
-    confident_above: float = Field(0.8, ge=0.0, le=1.0)
-    """Least presence of a frame for it to join the appearance memory."""
-    memory_frames: int = Field(4, ge=0)
-    """Confident frames kept in the memory besides the prompt frame."""
-    memory_every: int = Field(10, ge=1)
-    """Least frames between two samples added to the memory."""
-    object_cells: int = Field(256, ge=1)
-    """Most object cells kept per memory frame (evenly subsampled)."""
-    background_cells: int = Field(768, ge=1)
-    """Most background cells kept per memory frame (those nearest the object first)."""
-    search_margin: float = Field(0.5, ge=0.0)
-    """Local search region of an active track: its cells grown by this times their extent."""
-    search_frames: int | None = Field(None, ge=0)
-    """Frames a lost track is searched for (None: as long as the video lasts)."""
+Upsample = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -214,6 +182,30 @@ class AppearanceMemory:
         return cls(config, unpack(state["prompt"]), recent, int(state["last_added"]))
 
 
+def grid_mask(
+    cells: np.ndarray,
+    prob: np.ndarray,
+    image: np.ndarray,
+    upsample: Upsample,
+    crop_margin: int = 2,
+    min_area: int = 16,
+) -> np.ndarray | None:
+    """A full-size mask from grid cells and their object probability: the probability over the
+    cells (grown by ``crop_margin``) brought to the image's size; None when under ``min_area``."""
+    h, w = image.shape[:2]
+    gh, gw = cells.shape
+    near = ndimage.binary_dilation(cells, iterations=crop_margin)
+    ys, xs = np.nonzero(near)
+    cy0, cy1, cx0, cx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    py0, py1 = round(cy0 * h / gh), min(h, round(cy1 * h / gh))
+    px0, px1 = round(cx0 * w / gw), min(w, round(cx1 * w / gw))
+    p = np.where(near, prob, 0.0)[cy0:cy1, cx0:cx1].astype(np.float32)
+    up = upsample(np.stack([1.0 - p, p]), image[py0:py1, px0:px1])
+    mask = np.zeros((h, w), bool)
+    mask[py0:py1, px0:px1] = up[1] > up[0]
+    return mask if int(mask.sum()) >= max(1, min_area) else None
+
+
 class PresenceVerifier:
     """The appearance memories of a source's prompted tracks, their presence verdicts and the
     search for the lost ones.
@@ -315,6 +307,36 @@ class PresenceVerifier:
         if size[best] < cfg.min_cells or score < cfg.recover_above:
             return None
         return Candidate(labels == best + 1, prob, score)
+
+    def reacquire(
+        self,
+        lost: list[int],
+        frame_index: int,
+        features: FeatureMap,
+        image: np.ndarray,
+        upsample: Upsample,
+        labels: dict[int, str | None],
+        crop_margin: int = 2,
+        min_area: int = 16,
+    ) -> list[Observation]:
+        """Re-detections of the lost tracks this verifier knows, where `search` finds them: each
+        a ``"redetection"`` observation ``for_track`` that track, its mask the object probability
+        of the region brought to full size (``upsample``: (2, h', w') probabilities and the
+        image crop -> (2, H', W'))."""
+        out = []
+        for tid in lost:
+            found = self.search(tid, features, frame_index)
+            if found is None:
+                continue
+            mask = grid_mask(found.cells, found.prob, image, upsample, crop_margin, min_area)
+            if mask is not None:
+                box = mask_to_box(mask)
+                out.append(
+                    Observation(
+                        box, mask, found.score, labels.get(tid), "redetection", for_track=tid
+                    )
+                )
+        return out
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -10,7 +10,8 @@ from pipeline.masks import mask_iou, mask_to_box
 from pipeline.models.config import BackboneConfig
 from pipeline.models.mobilenet import MobileNetV2Backbone
 from pipeline.models.registry import build_segmenter
-from pipeline.tracking.tracker import Tracker, TrackerConfig
+from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.tracker import Tracker
 from pipeline.types import Frame, Observation, TrackState
 
 SIZE = (192, 256)
@@ -60,7 +61,7 @@ def scene(
 
 
 def prompt(mask: np.ndarray, label: str) -> Observation:
-    return Observation(mask_to_box(mask), mask, 1.0, label, from_prompt=True)
+    return Observation(mask_to_box(mask), mask, 1.0, label, origin="prompt")
 
 
 def frame(i: int, img: np.ndarray) -> Frame:

@@ -19,10 +19,11 @@ from workers.service import GROUP, Worker, request_stop, source_states, submit_j
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     s = load_settings(
         backbone={"name": "mobilenetv2-imagenet", "short_side": 224},
         ray={"num_cpus": 2, "max_in_flight": 4},
+        worker={"allowed_roots": [tmp_path_factory.getbasetemp()]},  # the clips' folders
     )
     init_ray(s)
     return s
