@@ -201,7 +201,8 @@ class PresenceConfig(BaseModel):
     object_cells: int = Field(256, ge=1)
     """Most object cells kept per memory frame (evenly subsampled)."""
     background_cells: int = Field(768, ge=1)
-    """Most background cells kept per memory frame (those nearest the object first)."""
+    """Most background cells kept per memory frame (a third nearest the object, a third most like
+    it, a third spread over the frame)."""
     search_margin: float = Field(0.5, ge=0.0)
     """Local search region of an active track: its cells grown by this times their extent."""
     search_frames: int | None = Field(None, ge=0)

@@ -29,8 +29,9 @@ similarity threshold cannot.
   one (cells x memory) product per frame, searched for ``search_frames`` frames (None: always).
 * **Memory**: a frame whose presence is at least ``confident_above`` adds a sample (at most one
   every ``memory_every`` frames, ``memory_frames`` kept besides the prompt): object cells are those
-  of the propagated mask that the verifier also calls object; background cells are the cells
-  outside the mask grown by one cell, nearest first, at most ``background_cells``.
+  of the propagated mask that the verifier also calls object; background cells (outside the mask
+  grown by one cell, at most ``background_cells``) are a third each the nearest, the most alike
+  (distractors) and cells spread evenly over the frame.
 """
 
 from __future__ import annotations
@@ -89,20 +90,27 @@ class Candidate:
 
 def _sample_cells(feats: np.ndarray, weights: np.ndarray, config: PresenceConfig) -> _Sample | None:
     """Object cells (weight >= 0.5, evenly subsampled) and background cells (outside the object
-    grown by one cell, nearest first) of one frame; None when no cell is object."""
+    grown by one cell) of one frame; None when no cell is object. The background holds, a third
+    each, the cells nearest the object, the cells most like the object (its distractors: what a
+    memory without them would take for it) and cells spread evenly over the rest of the frame."""
     fg = weights >= 0.5
     if not fg.any():
         return None
-    grown = ndimage.binary_dilation(fg, iterations=1)
-    bg = ~grown
+    flat = feats.reshape(-1, feats.shape[-1])
     fg_idx = np.flatnonzero(fg)
     if len(fg_idx) > config.object_cells:
         fg_idx = fg_idx[np.linspace(0, len(fg_idx) - 1, config.object_cells).round().astype(int)]
-    bg_idx = np.flatnonzero(bg)
-    if len(bg_idx) > config.background_cells:
+    bg_idx = np.flatnonzero(~ndimage.binary_dilation(fg, iterations=1))
+    n = config.background_cells
+    if len(bg_idx) > n:
         dist = ndimage.distance_transform_edt(~fg).reshape(-1)[bg_idx]
-        bg_idx = bg_idx[np.argsort(dist, kind="stable")[: config.background_cells]]
-    flat = feats.reshape(-1, feats.shape[-1])
+        nearest = bg_idx[np.argsort(dist, kind="stable")[: n // 3]]
+        likeness = (flat[bg_idx] @ flat[fg_idx].T).max(axis=1)
+        alike = bg_idx[np.argsort(-likeness, kind="stable")[: n // 3]]
+        chosen = np.union1d(nearest, alike)
+        rest = np.setdiff1d(bg_idx, chosen)
+        spread = rest[np.linspace(0, len(rest) - 1, min(len(rest), n - len(chosen))).astype(int)]
+        bg_idx = np.union1d(chosen, spread)
     idx = np.concatenate([fg_idx, bg_idx])
     labels = np.concatenate([np.ones(len(fg_idx)), np.zeros(len(bg_idx))]).astype(np.float32)
     return _Sample(np.ascontiguousarray(flat[idx], dtype=np.float32), labels)
