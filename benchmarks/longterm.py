@@ -136,8 +136,9 @@ def main() -> None:
         best = json.loads(args.peers.read_text())["summary"]["best_per_sequence"]
         for seq, s in result["sequences"].items():
             if seq in best:
-                s["best_peer"] = best[seq]
-                s["above_best_peer"] = 100 * s["F"] > best[seq]["F"]
+                # the peers' JSON gives F in percent; kept as a fraction here, as dumps expects
+                s["best_peer"] = {"peer": best[seq]["peer"], "F": best[seq]["F"] / 100}
+                s["above_best_peer"] = s["F"] > s["best_peer"]["F"]
     result["setup"] = {
         "data": str(args.root),
         "model": f"{backbone.name}, input short side {args.short_side}, segmenter none",
