@@ -732,6 +732,7 @@ def show_config(config: ConfigOpt = None) -> None:
 
 def _register_commands() -> None:
     from workers.commands.eval_davis import davis
+    from workers.commands.eval_lt import lt
     from workers.commands.eval_mot import mot
     from workers.commands.redis import redis_server
     from workers.commands.render import render
@@ -740,6 +741,7 @@ def _register_commands() -> None:
     app.command("render")(render)
     eval_app.command("davis")(davis)
     eval_app.command("mot")(mot)
+    eval_app.command("lt")(lt)
 
 
 _register_commands()
