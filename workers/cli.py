@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -17,14 +18,22 @@ app = typer.Typer(
     help="Track objects in videos with self-supervised patch features; results go to Redis.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[file stem]" stays as written
 )
 eval_app = typer.Typer(help="Score the tracker on benchmark data.", no_args_is_help=True)
 models_app = typer.Typer(help="List and fetch model weights.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
 
-err = Console(stderr=True)
-out = Console()
+# user strings (source ids, paths, errors) are printed as written: no markup, no :emoji:
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+out = Console(markup=False, emoji=False, highlight=False)
+
+
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, the message taken literally."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="Settings file (YAML, JSON or TOML).")
@@ -45,7 +54,7 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and Ray
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -134,7 +143,7 @@ def check_prompts(prompts: list, width: int, height: int) -> list:
     valid, errors = validate_prompts(prompts, width, height)
     if errors:
         for e in errors[:-1]:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            print_error(str(e))
         fail(str(errors[-1]))
     return valid
 
@@ -183,7 +192,10 @@ SegmenterOpt = Annotated[
 ]
 StrideOpt = Annotated[int | None, typer.Option("--stride", help="Process every Nth frame.")]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First frame: index or HH:MM:SS.")]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Last frame: index or HH:MM:SS.")]
+EndOpt = Annotated[
+    str | None,
+    typer.Option("--end", help="End of the range, exclusive: index or HH:MM:SS (--end 10: 0-9)."),
+]
 AddressOpt = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (auto: join a running one).")
 ]
@@ -260,11 +272,14 @@ def run(
 
             resolve_hf_model(DEFAULT_MODEL, alternative="or prompt with boxes or points instead")
         resolve_backbone(settings)
+        if overlap < 0:
+            fail(f"--overlap {overlap} must be >= 0 (frames two chunks share)")
+        n_chunks = chunk_count(chunks, info.frames, settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:
-            err.print(f"publishing to dinotrack:{sid}:frames", highlight=False)
+            err.print(f"publishing to dinotrack:{sid}:frames")
             progress = Progress(
-                TextColumn(f"[bold]{sid}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[fps]:.1f} fps"),
@@ -273,7 +288,7 @@ def run(
                 transient=False,
             )
             with progress:
-                task = progress.add_task("frames", total=info.frames, fps=0.0)
+                task = progress.add_task(sid, total=info.frames, fps=0.0)
                 t0 = time.perf_counter()
 
                 def on_progress(done: int, total: int | None) -> None:
@@ -281,7 +296,6 @@ def run(
                     progress.update(task, completed=done, total=total, fps=fps)
 
                 prompt_json = prompts_to_json(prompt_list)["prompts"]
-                n_chunks = chunk_count(chunks, info.frames, settings)
                 if n_chunks > 1:
                     from workers.chunks import run_chunked
 
@@ -395,7 +409,8 @@ def tail(
                 status = client.hget(state_key(source_id), "status")
                 if status is None or status.decode() in {"finished", "failed", "stopped"}:
                     if status is None and not client.exists(f"dinotrack:{source_id}:frames"):
-                        err.print(f"no frames published for source '{source_id}'")
+                        fail(f"no source '{source_id}' is known to this Redis — see "
+                             "`dinotrack status`")  # fmt: skip
                     break
 
 
@@ -570,7 +585,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """A table of every source: state, frames, fps, lag, errors."""
+    """A table of every source (state, frames, fps, lag), then each source's last error."""
     from rich.table import Table
 
     with guarded(debug):
@@ -584,14 +599,16 @@ def status(
         if as_json:
             print(json.dumps(rows, indent=2))
             return
-        table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts", "error")
+        table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts")
         for r in rows:
             done, total = r.get("frames_done", ""), r.get("total", "")
             table.add_row(r["source_id"], r.get("status", ""),
                           f"{done}/{total}" if total else done, r.get("fps", ""), r.get("lag", ""),
-                          r.get("dropped", ""), r.get("restarts", ""),
-                          r.get("last_error", ""))  # fmt: skip
+                          r.get("dropped", ""), r.get("restarts", ""))  # fmt: skip
         out.print(table)
+        for r in rows:  # errors on their own lines: a long one would squeeze the table
+            if r.get("last_error"):
+                out.print(f"{r['source_id']}: error: {r['last_error']}", soft_wrap=True)
 
 
 @app.command()
