@@ -507,7 +507,10 @@ def submit(
         prompt_list = parse_prompt_args(
             box, mask, point, text, exemplar, detections, prompts, exemplar_threshold
         )
-        if not is_live(source) and Path(source).exists():
+        if not is_live(source):  # the worker may run elsewhere: an absolute, existing path
+            if not Path(source).exists():
+                fail(f"'{source}' does not exist — give an existing video file or image folder")
+            source = str(Path(source).resolve())
             info = probe_source(source, settings.source)
             prompt_list = check_prompts(prompt_list, info.width, info.height)
         sid = source_id or default_source_id(source)
@@ -655,7 +658,7 @@ def prompt(
         settings = settings_from(config, redis_url=redis, data_dir=data_dir)
         from pipeline.outputs.redis_streams import connect
         from pipeline.prompts import prompts_to_json
-        from pipeline.wire import control_key, encode_control
+        from pipeline.wire import control_key, encode_control, state_key
         from workers.redis_target import redis_url_for
 
         prompt_list = parse_prompt_args(
@@ -665,6 +668,8 @@ def prompt(
             fail("nothing to send — give prompts (--box, --mask, ...) or --remove-track ID")
         with redis_url_for(settings) as url:
             client = connect(url)
+            if not client.exists(state_key(source_id)):
+                fail(f"no source '{source_id}' is known to this Redis — see `dinotrack status`")
             if prompt_list:
                 payload = prompts_to_json(prompt_list)["prompts"]
                 client.xadd(control_key(source_id), encode_control("add_prompts", prompts=payload))

@@ -49,3 +49,23 @@ def test_bad_chunk_options_are_refused_before_publishing(square_clip, redis_url:
                                      "--backbone", "mobilenetv2-imagenet", *option])  # fmt: skip
         assert result.exit_code == 2, result.stderr
         assert "publishing to" not in result.stderr and needle in result.stderr, result.stderr
+
+
+def test_submit_refuses_a_missing_file_and_queues_an_absolute_path(
+    square_clip, redis_url: str, tmp_path, monkeypatch
+) -> None:
+    missing = runner.invoke(app, ["submit", "/no/such/file.mp4", "--box", "1,1,5,5",
+                                  "--redis", redis_url])  # fmt: skip
+    assert missing.exit_code == 2 and "/no/such/file.mp4" in missing.stderr, missing.stderr
+    path, _ = square_clip
+    monkeypatch.chdir(path.parent)
+    queued = runner.invoke(app, ["submit", path.name, "--box", "1,1,50,50", "--redis", redis_url])
+    assert queued.exit_code == 0, queued.stderr
+    [(_, [(_, fields)])] = redis.Redis.from_url(redis_url).xread({"dinotrack:jobs": 0})
+    assert str(path.resolve()).encode() in b"".join(fields.values())
+
+
+def test_prompt_to_an_unknown_source_exits_non_zero(redis_url: str) -> None:
+    result = runner.invoke(app, ["prompt", "nosuchsource", "--remove-track", "7",
+                                 "--redis", redis_url])  # fmt: skip
+    assert result.exit_code == 2 and "no source 'nosuchsource'" in result.stderr, result.stderr
