@@ -9,19 +9,28 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     help="Track objects in videos with self-supervised patch features; results go to Redis.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[file stem]" stays as written
 )
 eval_app = typer.Typer(help="Score the tracker on benchmark data.", no_args_is_help=True)
 models_app = typer.Typer(help="List and fetch model weights.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
 
-err = Console(stderr=True)
-out = Console()
+# user strings (source ids, paths, errors) are printed as written: no markup, no :emoji:
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+out = Console(markup=False, emoji=False, highlight=False)
+
+
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, the message taken literally."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="Settings file (YAML, JSON or TOML).")
@@ -44,7 +53,7 @@ def fail(message: str, code: int = 2) -> None:
     """Print a one-line error and exit."""
     from pipeline.redact import redact
 
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
+    print_error(redact(message))
     raise typer.Exit(code)
 
 
@@ -133,7 +142,7 @@ def check_prompts(prompts: list, width: int, height: int) -> list:
     valid, errors = validate_prompts(prompts, width, height)
     if errors:
         for e in errors[:-1]:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            print_error(str(e))
         fail(str(errors[-1]))
     return valid
 
@@ -182,7 +191,10 @@ SegmenterOpt = Annotated[
 ]
 StrideOpt = Annotated[int | None, typer.Option("--stride", help="Process every Nth frame.")]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First frame: index or HH:MM:SS.")]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Last frame: index or HH:MM:SS.")]
+EndOpt = Annotated[
+    str | None,
+    typer.Option("--end", help="End of the range, exclusive: index or HH:MM:SS (--end 10: 0-9)."),
+]
 FreshOpt = Annotated[
     bool, typer.Option("--fresh", help="If the source id has results, delete them and start over.")
 ]
@@ -269,18 +281,20 @@ def run(
 
             resolve_hf_model(DEFAULT_MODEL, alternative="or prompt with boxes or points instead")
         resolve_backbone(settings)
+        if overlap < 0:
+            fail(f"--overlap {overlap} must be >= 0 (frames two chunks share)")
+        n_chunks = chunk_count(chunks, info.frames, settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:
             from pipeline.outputs.redis_streams import connect
             from workers.rerun import check_run
 
-            n_chunks = chunk_count(chunks, info.frames, settings)
             if resume and n_chunks > 1:
                 fail("--resume continues one run from its checkpoint: leave --chunks out")
             resumes = check_run(connect(url), sid, fresh, resume)
-            err.print(f"publishing to {frames_key(sid)}", highlight=False)
+            err.print(f"publishing to {frames_key(sid)}")
             progress = Progress(
-                TextColumn(f"[bold]{sid}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[fps]:.1f} fps"),
@@ -289,7 +303,7 @@ def run(
                 transient=False,
             )
             with progress:
-                task = progress.add_task("frames", total=info.frames, fps=0.0)
+                task = progress.add_task(sid, total=info.frames, fps=0.0)
                 t0 = time.perf_counter()
 
                 def on_progress(done: int, total: int | None) -> None:
@@ -411,7 +425,8 @@ def tail(
                 status = client.hget(state_key(source_id), "status")
                 if status is None or status.decode() in {"finished", "failed", "stopped"}:
                     if status is None and not client.exists(frames_key(source_id)):
-                        err.print(f"no frames published for source '{source_id}'")
+                        fail(f"no source '{source_id}' is known to this Redis — see "
+                             "`dinotrack status`")  # fmt: skip
                     break
 
 
@@ -510,7 +525,10 @@ def submit(
         prompt_list = parse_prompt_args(
             box, mask, point, text, exemplar, detections, prompts, exemplar_threshold
         )
-        if not is_live(source) and Path(source).exists():
+        if not is_live(source):  # the worker may run elsewhere: an absolute, existing path
+            if not Path(source).exists():
+                fail(f"'{source}' does not exist — give an existing video file or image folder")
+            source = str(Path(source).resolve())
             info = probe_source(source, settings.source)
             prompt_list = check_prompts(prompt_list, info.width, info.height)
         sid = source_id or default_source_id(source)
@@ -598,7 +616,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """A table of every source: state, frames, fps, lag, errors."""
+    """A table of every source (state, frames, fps, lag), then each source's last error."""
     from rich.table import Table
 
     with guarded(debug):
@@ -612,14 +630,16 @@ def status(
         if as_json:
             print(json.dumps(rows, indent=2))
             return
-        table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts", "error")
+        table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts")
         for r in rows:
             done, total = r.get("frames_done", ""), r.get("total", "")
             table.add_row(r["source_id"], r.get("status", ""),
                           f"{done}/{total}" if total else done, r.get("fps", ""), r.get("lag", ""),
-                          r.get("dropped", ""), r.get("restarts", ""),
-                          r.get("last_error", ""))  # fmt: skip
+                          r.get("dropped", ""), r.get("restarts", ""))  # fmt: skip
         out.print(table)
+        for r in rows:  # errors on their own lines: a long one would squeeze the table
+            if r.get("last_error"):
+                out.print(f"{r['source_id']}: error: {r['last_error']}", soft_wrap=True)
 
 
 @app.command()
@@ -666,7 +686,7 @@ def prompt(
         settings = settings_from(config, redis_url=redis, data_dir=data_dir)
         from pipeline.outputs.redis_streams import connect
         from pipeline.prompts import prompts_to_json
-        from pipeline.wire import control_key, encode_control
+        from pipeline.wire import control_key, encode_control, state_key
         from workers.redis_target import redis_url_for
 
         prompt_list = parse_prompt_args(
@@ -676,6 +696,8 @@ def prompt(
             fail("nothing to send — give prompts (--box, --mask, ...) or --remove-track ID")
         with redis_url_for(settings) as url:
             client = connect(url)
+            if not client.exists(state_key(source_id)):
+                fail(f"no source '{source_id}' is known to this Redis — see `dinotrack status`")
             if prompt_list:
                 payload = prompts_to_json(prompt_list)["prompts"]
                 client.xadd(control_key(source_id), encode_control("add_prompts", prompts=payload))

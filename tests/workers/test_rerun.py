@@ -19,9 +19,10 @@ from workers.service import Worker, submit_job
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
+def settings(tmp_path_factory) -> Settings:
     s = load_settings(backbone={"name": "mobilenetv2-imagenet", "short_side": 224},
-                      ray={"num_cpus": 2, "max_in_flight": 4})  # fmt: skip
+                      ray={"num_cpus": 2, "max_in_flight": 4},
+                      worker={"allowed_roots": [tmp_path_factory.getbasetemp()]})  # fmt: skip
     init_ray(s)
     return s
 
