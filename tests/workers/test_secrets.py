@@ -23,17 +23,25 @@ def _user_url(redis_url: str) -> str:
     client = redis.Redis.from_url(redis_url)
     client.acl_setuser("tester", enabled=True, passwords=["+s3cret"], keys=["*"], channels=["*"],
                        commands=["+@all"])  # fmt: skip
+    if redis_url.startswith("unix://"):  # the embedded server: a socket, the password a query
+        return redis_url.replace("unix://", "unix://tester@") + "?password=s3cret"
     return redis_url.replace("redis://", "redis://tester:s3cret@")
+
+
+def _hidden(url: str) -> str:
+    """``url`` as printed: the password hidden (a bare user name too: it may be a token)."""
+    url = url.replace(":s3cret@", ":***@").replace("password=s3cret", "password=***")
+    return url.replace("unix://tester@", "unix://***@")
 
 
 def test_config_and_worker_start_line_hide_the_redis_password(redis_url: str) -> None:
     url = _user_url(redis_url)
     shown = json.loads(_cli("config", DINOTRACK_REDIS_URL=url).stdout)
-    assert shown["redis_url"] == url.replace(":s3cret@", ":***@")
+    assert shown["redis_url"] == _hidden(url)
     proc = _cli("worker", "--redis", url, "--max-jobs", "0", DINOTRACK_RAY__NUM_CPUS="1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     said = " ".join(proc.stderr.split())  # rich wraps long lines
-    assert "taking jobs from dinotrack:jobs at redis://tester:***@127.0.0.1" in said
+    assert f"taking jobs from dinotrack:jobs at {_hidden(url)}" in said
     assert "s3cret" not in proc.stderr + proc.stdout
 
 
