@@ -1,0 +1,125 @@
+"""``dinotrack submit`` and ``worker``: jobs queued in Redis and the workers that run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workers.commands.console import guarded, out, say, settings_from
+from workers.commands.jobs import check_prompts, default_source_id, job_overrides
+from workers.commands.options import (
+    AddressOpt,
+    BackboneOpt,
+    ConfigOpt,
+    DataDirOpt,
+    DebugOpt,
+    EndOpt,
+    RedisOpt,
+    SegmenterOpt,
+    SourceArg,
+    SourceIdOpt,
+    StartOpt,
+    StrideOpt,
+)
+from workers.commands.prompt_args import PromptArgs, with_prompt_args
+
+
+@with_prompt_args
+def submit(
+    source: SourceArg,
+    prompt_args: PromptArgs,
+    source_id: SourceIdOpt = None,
+    backbone: BackboneOpt = None,
+    segmenter: SegmenterOpt = None,
+    stride: StrideOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Queue SOURCE as a job for `dinotrack worker` (same prompt and model options as run)."""
+    with guarded(debug):
+        settings = settings_from(config, redis_url=redis, data_dir=data_dir)
+        from pipeline.outputs.redis_streams import connect
+        from pipeline.prompts import prompts_to_json
+        from pipeline.settings import drop_none, load_settings
+        from pipeline.sources import is_live
+        from pipeline.sources import probe as probe_source
+        from pipeline.wire import Job
+        from workers.redis_target import redis_url_for
+        from workers.service import submit_job
+
+        overrides = job_overrides(backbone, segmenter, stride, start, end)
+        load_settings(None, **overrides)  # refuse bad values now, not in the worker
+        prompt_list = prompt_args.parse()
+        if not is_live(source) and Path(source).exists():
+            info = probe_source(source, settings.source)
+            prompt_list = check_prompts(prompt_list, info.width, info.height)
+        sid = source_id or default_source_id(source)
+        job = Job(source=source, source_id=sid, prompts=prompts_to_json(prompt_list)["prompts"],
+                  settings=drop_none(overrides))  # fmt: skip
+        with redis_url_for(settings) as url:
+            job_id = submit_job(connect(url), job)
+        say(f"queued job {job_id}: {source} as source '{sid}'", out)
+
+
+def worker(
+    address: AddressOpt = None,
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    max_sources: Annotated[int, typer.Option("--max-sources", help="Jobs run at once.")] = 4,
+    claim_idle: Annotated[
+        float, typer.Option("--claim-idle", help="Seconds before a silent job is taken over.")
+    ] = 60.0,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics here.")
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="Serve the web page here.")
+    ] = None,
+    http_host: Annotated[
+        str, typer.Option("--http-host", help="Address the web page listens on.")
+    ] = "127.0.0.1",
+    max_jobs: Annotated[
+        int | None, typer.Option("--max-jobs", help="Exit after this many jobs (tests, batch).")
+    ] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Take jobs from Redis (dinotrack:jobs) and run them, several sources at once."""
+    import signal
+    import threading
+
+    with guarded(debug, log_warnings=True):
+        settings = settings_from(config, redis_url=redis, data_dir=data_dir,
+                                 ray={"address": address}, debug=debug or None)  # fmt: skip
+        from workers.redis_target import redis_url_for
+        from workers.service import Worker
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with redis_url_for(settings) as url:
+            w = Worker(settings, url, max_sources=max_sources, claim_idle_s=claim_idle)
+            if metrics_port is not None:
+                from workers.metrics import start_metrics_server
+
+                start_metrics_server(metrics_port)
+            web = None
+            if http_port is not None:
+                from workers.http import start_http_server
+
+                web = start_http_server(url, http_port, http_host)
+            say(f"worker {w.name} taking jobs from dinotrack:jobs at {url}")
+            try:
+                w.run(stop=stop, max_jobs=max_jobs)
+            except KeyboardInterrupt:
+                stop.set()
+            finally:
+                if web is not None:
+                    web.shutdown()
+        for job in w.finished:
+            say(f"{job.get('source_id', '?')}: {job['status']} {job.get('error') or ''}")
