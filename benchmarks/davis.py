@@ -49,8 +49,8 @@ from pipeline.eval.davis import read_labels, score_sequence, sequence_frames, tr
 from pipeline.models.config import BackboneConfig
 from pipeline.models.mobilenet import MobileNetV2Backbone
 from pipeline.models.registry import build_segmenter
+from pipeline.tracking.config import TrackerConfig
 from pipeline.tracking.propagation import downsample_mask
-from pipeline.tracking.tracker import TrackerConfig
 from pipeline.types import FeatureMap
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-dev"

@@ -35,7 +35,6 @@ import os
 
 # One BLAS thread (set before numpy): multi-threaded OpenBLAS is erratic on a shared machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import argparse
 import json
@@ -151,7 +150,7 @@ def run_plain(settings: Settings, uri: str, source_id: str, prompts: list[dict],
     backbone = build_backbone(settings.backbone)
     segmenter = build_segmenter(settings.segmenter, settings.sam)
     tracker = Tracker(source_id, settings.tracker, segmenter, backbone.name)
-    tracker.add_prompts(prompts_from_json({"prompts": prompts}))
+    tracker.prompts.add(prompts_from_json({"prompts": prompts}))
     publisher = Publisher(connect(url), source_id, settings.publish)
     source = open_source(uri, source_id, settings.source)
     frames, first, last = 0, None, None
@@ -270,6 +269,7 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
     out: dict[str, Any] = {}
     for n in args.concurrency:
         settings = make_settings(args, args.concurrency_frames)
+        settings.worker.allowed_roots = [Path(uri).resolve().parent]  # the jobs' clip
         ids = [f"conc{n}-{i}" for i in range(n)]
         worker = Worker(settings, url, name=f"bench-{n}", max_sources=n)
         for sid in ids:

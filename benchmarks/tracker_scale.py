@@ -32,7 +32,8 @@ import torch
 
 from pipeline.masks import mask_to_box
 from pipeline.models.registry import build_segmenter
-from pipeline.tracking.tracker import Tracker, TrackerConfig
+from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.tracker import Tracker
 from pipeline.types import FeatureMap, Frame, Observation
 
 
@@ -115,7 +116,7 @@ def time_objects(n_frames: int, counts: list[int], skip: bool) -> dict[str, floa
             if i == 0:
                 for p in pos:
                     m = cell_mask(p, side, stride_px, size)
-                    dets.append(Observation(mask_to_box(m), m, 1.0, None, from_prompt=True))
+                    dets.append(Observation(mask_to_box(m), m, 1.0, None, origin="prompt"))
             t0 = time.perf_counter()
             result = tracker.step(Frame(f"n{n}", i, i / 25, 0.0, image), feats, dets)
             if i > 0:
@@ -145,7 +146,7 @@ def rss_over_frames(n_frames: int) -> dict[str, object]:
         if i == 0:
             for p in pos:
                 m = cell_mask(p, side, stride_px, size)
-                dets.append(Observation(mask_to_box(m), m, 1.0, None, from_prompt=True))
+                dets.append(Observation(mask_to_box(m), m, 1.0, None, origin="prompt"))
         tracker.step(Frame("rss", i, i / 25, 0.0, image), feats, dets)
         tracker.pop_events()
         if i % 1000 == 0 or i == n_frames - 1:

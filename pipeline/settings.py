@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,9 +20,9 @@ from pydantic_settings import (
 )
 
 from pipeline.models.config import BackboneConfig, SegmenterConfig
-from pipeline.outputs.redis_streams import PublishConfig
+from pipeline.outputs.config import PublishConfig
 from pipeline.sources.config import SourceConfig
-from pipeline.tracking.tracker import TrackerConfig
+from pipeline.tracking.config import TrackerConfig
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("dinotrack_config_file", default=None)
 
@@ -39,6 +39,22 @@ class RayConfig(BaseModel):
     include_dashboard: bool = False
     model_gpus: float | None = None
     """GPU share of each model actor (backbone, SAM); None: 0.5 where Ray sees GPUs, else 0."""
+
+
+class WorkerConfig(BaseModel):
+    """What a ``dinotrack worker`` serves and what its queued jobs may read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics_host: str = "127.0.0.1"
+    """Address the Prometheus endpoint listens on (``--metrics-host``; 0.0.0.0: every interface)."""
+    allowed_roots: list[Path] | None = None
+    """Folders (or files) that sources and prompt files of queued jobs may be in; None: the
+    worker's current folder; ``[]``: none (live URLs only). `dinotrack run` is not confined."""
+    allowed_schemes: list[str] = Field(
+        default_factory=lambda: ["rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp"]
+    )
+    """URL schemes a queued job's source may use (``file``, ``concat`` ... are never needed)."""
 
 
 class Settings(BaseSettings):
@@ -60,6 +76,7 @@ class Settings(BaseSettings):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
     debug: bool = False
 
     @classmethod

@@ -1,13 +1,15 @@
 """The data that flows through the pipeline.
 
 `Frame` leaves a source, `FeatureMap` leaves a backbone, `FrameResult` leaves the tracker and is
-what gets published (see `pipeline.wire` for its Redis encoding).
+what gets published, with the `Event`s of sources, tracks and jobs (see `pipeline.wire` for their
+Redis encoding).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Literal
 
 import numpy as np
 
@@ -129,14 +131,36 @@ class Observation:
         mask: (H, W) bool, or None when only a box is known.
         score: Detector or segmenter confidence in [0, 1].
         label: Optional class or user label.
-        from_prompt: True for user prompts: they always start a new, confirmed track.
-        for_lost: True for the tracker's own re-detections of lost tracks: they may only recover a
-            lost track, never start one or count against a followed one.
+        origin: Where it comes from: ``"prompt"`` (a user prompt: it always starts a new,
+            confirmed track), ``"detection"`` (a detector, an external detection or a prompt's
+            later re-detection: it joins, recovers or starts a track) or ``"redetection"`` (the
+            tracker's own re-detection of a lost track: it may only recover a lost track, never
+            start one or count against a followed one).
+        prototype: (C,) feature prototype of the observed region, or None (the tracker fills it
+            in from the patch features under the mask, or under the box).
     """
 
     box: tuple[float, float, float, float]
     mask: np.ndarray | None = None
     score: float = 1.0
     label: str | None = None
-    from_prompt: bool = False
-    for_lost: bool = False
+    origin: Literal["prompt", "detection", "redetection"] = "detection"
+    prototype: np.ndarray | None = None
+
+
+@dataclass
+class Event:
+    """Something that happened to a source, a track or a job (published on the events stream).
+
+    kind: e.g. "track.started", "track.lost", "track.recovered", "track.ended",
+    "source.connected", "source.disconnected", "source.reconnecting", "source.eof", "source.error",
+    "job.started", "job.finished", "job.failed".
+    """
+
+    kind: str
+    source_id: str
+    wall_time: float
+    frame_index: int | None = None
+    track_id: int | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.types import FrameResult, Track, TrackState
+from pipeline.redact import redact
+from pipeline.types import Event, FrameResult, Track, TrackState
 
 SCHEMA_VERSION = "1.0"
 PREFIX = "dinotrack"
@@ -31,6 +32,26 @@ def state_key(source_id: str) -> str:
 
 def control_key(source_id: str) -> str:
     return f"{PREFIX}:{source_id}:control"
+
+
+def checkpoint_key(source_id: str) -> str:
+    return f"{PREFIX}:{source_id}:checkpoint"
+
+
+def source_keys(source_id: str) -> list[str]:
+    """Every key of one source: frames, events, state, control and checkpoint."""
+    keys = (frames_key, events_key, state_key, control_key, checkpoint_key)
+    return [key(source_id) for key in keys]
+
+
+#: Matches (``SCAN MATCH``) the state key of every source.
+STATE_KEYS = state_key("*")
+
+
+def source_id_of_state_key(key: str | bytes) -> str:
+    """The source id in a state key (``dinotrack:<source-id>:state``)."""
+    text = key.decode() if isinstance(key, bytes) else key
+    return text.removeprefix(f"{PREFIX}:").removesuffix(":state")
 
 
 class WireError(ValueError):
@@ -118,24 +139,6 @@ def decode_frame_result(fields: dict) -> FrameResult:
     return frame_result_from_dict(_fields_json(fields))
 
 
-@dataclass
-class Event:
-    """Something that happened to a source, a track or a job (published on the events stream).
-
-    kind: e.g. "track.started", "track.lost", "track.recovered", "track.ended",
-    "source.connected", "source.disconnected", "source.reconnecting", "source.eof", "source.error",
-    "job.started", "job.finished", "job.failed".
-    """
-
-    kind: str
-    source_id: str
-    wall_time: float
-    frame_index: int | None = None
-    track_id: int | None = None
-    message: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def encode_event(event: Event) -> dict[str, str]:
     d = {
         "kind": event.kind,
@@ -143,7 +146,7 @@ def encode_event(event: Event) -> dict[str, str]:
         "wall_time": float(event.wall_time),
         "frame_index": event.frame_index,
         "track_id": event.track_id,
-        "message": event.message,
+        "message": None if event.message is None else redact(event.message),
         **event.extra,
     }
     return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}

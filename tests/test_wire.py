@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from pipeline.masks import box_iou, mask_to_box, rle_decode, rle_encode
-from pipeline.types import FrameResult, Track, TrackState
+from pipeline.types import Event, FrameResult, Track, TrackState
 from pipeline.wire import (
     SCHEMA_VERSION,
-    Event,
     WireError,
     decode_event,
     decode_frame_result,

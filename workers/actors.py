@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from pipeline.types import FeatureMap, Frame, FrameResult
-from pipeline.wire import Event
+from pipeline.types import Event, FeatureMap, Frame, FrameResult
 from workers.metrics import MetricsBuffer
 
 if TYPE_CHECKING:
     from pipeline.models.config import BackboneConfig, SegmenterConfig
-    from pipeline.outputs.redis_streams import PublishConfig
+    from pipeline.outputs.config import PublishConfig
     from pipeline.settings import Settings
     from pipeline.sources.config import SourceConfig
 
@@ -258,6 +257,7 @@ class TrackerActor(_Metered):
         backbone: Any = None,
     ):
         from pipeline.models.registry import build_segmenter
+        from pipeline.prompts import PromptSchedule, prompts_from_json
         from pipeline.tracking.tracker import Tracker
 
         _compute_threads(1)
@@ -267,24 +267,25 @@ class TrackerActor(_Metered):
             segmenter = build_segmenter(settings.segmenter, settings.sam)
         else:
             segmenter = RemoteSegmenter(segmenter, settings.segmenter)
+        parsed = prompts_from_json({"prompts": prompts})
         text_detector = None
-        if any(p.get("kind") == "text" for p in prompts):
+        if any(p.needs_text_detector for p in parsed):
             from pipeline.models.text_detector import TextDetector
 
             text_detector = TextDetector(device=settings.backbone.device)
-        self.tracker = Tracker(
-            source_id,
-            settings.tracker,
+        schedule = PromptSchedule(
             segmenter,
-            backbone_name,
             text_detector=text_detector,
             backbone=None if backbone is None else RemoteBackbone(backbone),
+        )
+        self.tracker = Tracker(
+            source_id, settings.tracker, segmenter, backbone_name, prompts=schedule
         )
         self.last_index: int | None = None
         if state is not None:
             self.tracker.load_state_dict(state)
         else:
-            self.add_prompts(prompts)
+            schedule.add(parsed)
 
     def step(self, frame: Frame, features: FeatureMap) -> tuple[FrameResult, list[Event]]:
         t0 = time.perf_counter()
@@ -296,7 +297,7 @@ class TrackerActor(_Metered):
     def add_prompts(self, prompts: list[dict]) -> None:
         from pipeline.prompts import prompts_from_json
 
-        self.tracker.add_prompts(prompts_from_json({"prompts": prompts}))
+        self.tracker.prompts.add(prompts_from_json({"prompts": prompts}))
 
     def remove_track(self, track_id: int) -> None:
         self.tracker.remove_track(track_id)

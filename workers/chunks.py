@@ -23,8 +23,8 @@ import redis
 from pipeline.outputs.redis_streams import Publisher, read_frames
 from pipeline.settings import Settings
 from pipeline.tracking.stitch import IdStitcher, match_ids
-from pipeline.types import FrameResult, Track
-from pipeline.wire import PREFIX, Event
+from pipeline.types import Event, FrameResult, Track
+from pipeline.wire import source_keys
 from workers.actors import start_backbone, start_segmenter
 from workers.runner import ProgressFn, RunSummary, SourceRun, init_ray
 from workers.service import merge_settings
@@ -216,6 +216,4 @@ def _chunk_id(source_id: str, index: int) -> str:
 
 
 def _cleanup(client: redis.Redis, chunk_source_id: str) -> None:
-    keys: list[Any] = [f"{PREFIX}:{chunk_source_id}:{k}"
-                       for k in ("frames", "events", "state", "control", "checkpoint")]  # fmt: skip
-    client.delete(*keys)
+    client.delete(*source_keys(chunk_source_id))

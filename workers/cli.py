@@ -6,7 +6,6 @@ Each command group lives in its own module under ``workers/commands/``; importin
 
 from __future__ import annotations
 
-import os
 
 import typer
 
@@ -19,8 +18,6 @@ from workers.commands.queue import submit, worker
 from workers.commands.render import render
 from workers.commands.results import export, tail
 from workers.commands.run import run
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 app = typer.Typer(
     help="Track objects in videos with self-supervised patch features; results go to Redis.",

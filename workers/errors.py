@@ -11,6 +11,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.settings import SettingsError
     from pipeline.sources.base import SourceError
     from pipeline.wire import WireError
+    from workers.ray_cluster import RayStartError
 
     return (
         ModelError,
@@ -19,6 +20,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         SettingsError,
         SourceError,
         WireError,
+        RayStartError,
         FileNotFoundError,
         ValueError,
     )

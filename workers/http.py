@@ -37,7 +37,13 @@ import redis
 
 from pipeline.outputs.redis_streams import connect
 from pipeline.types import Frame, FrameResult
-from pipeline.wire import PREFIX, decode_frame_result, frames_key, state_key
+from pipeline.wire import (
+    STATE_KEYS,
+    decode_frame_result,
+    frames_key,
+    source_id_of_state_key,
+    state_key,
+)
 
 log = logging.getLogger("dinotrack.http")
 
@@ -102,12 +108,8 @@ class Dashboard:
         self._videos_lock = threading.Lock()
 
     def source_ids(self) -> list[str]:
-        head, tail = f"{PREFIX}:", ":state"
-        ids = set()
-        for key in self.client.scan_iter(match=f"{PREFIX}:*:state", count=500):
-            key = key.decode() if isinstance(key, bytes) else key
-            ids.add(key[len(head) : -len(tail)])
-        return sorted(ids)
+        keys = self.client.scan_iter(match=STATE_KEYS, count=500)
+        return sorted({source_id_of_state_key(key) for key in keys})
 
     def state(self, source_id: str) -> dict[str, Any] | None:
         raw = self.client.hgetall(state_key(source_id))

@@ -20,6 +20,8 @@ import time
 from collections.abc import MutableMapping
 from typing import IO, Any
 
+from pipeline.redact import redact
+
 ROOT = "dinotrack"
 FIELDS = ("source_id", "frame_index")
 """Record attributes that become top-level fields (and the ``[source#frame]`` text prefix)."""
@@ -36,14 +38,14 @@ class JsonFormatter(logging.Formatter):
             "time": f"{stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for name in FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 doc[name] = value
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = redact(self.formatException(record.exc_info))
         return jsonlib.dumps(doc, default=str)
 
 
@@ -59,9 +61,9 @@ class TextFormatter(logging.Formatter):
         elif frame is not None:
             where = f" [#{frame}]"
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        line = f"{stamp} {record.levelname:<5} {record.name}{where} {record.getMessage()}"
+        line = f"{stamp} {record.levelname:<5} {record.name}{where} {redact(record.getMessage())}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + redact(self.formatException(record.exc_info))
         return line
 
 

@@ -224,7 +224,7 @@ def metrics_text() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
     """Serve `REGISTRY` at ``http://addr:port/metrics`` from a daemon thread.
 
     Raises:

@@ -6,7 +6,8 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from pipeline.outputs.redis_streams import connect, redact
+from pipeline.outputs.redis_streams import connect
+from pipeline.redact import redact_url
 from pipeline.settings import Settings
 from workers.embedded_redis import EmbeddedRedis
 
@@ -22,9 +23,8 @@ def redis_url_for(settings: Settings, announce: bool = True) -> Iterator[str]:
     url = server.start()
     if announce:
         where = "started" if server.owned else "running"
-        print(
-            f"embedded Redis {where} at {redact(url)} (data in {server.data_dir})", file=sys.stderr
-        )
+        where = f"{where} at {redact_url(url)}"
+        print(f"embedded Redis {where} (data in {server.data_dir})", file=sys.stderr)
     try:
         yield url
     finally:

@@ -12,7 +12,6 @@ publisher, so the stream stays complete, ordered and free of duplicates.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,24 +21,15 @@ from typing import Any
 import ray
 import redis
 
+from pipeline.confine import confined
 from pipeline.settings import Settings
-from pipeline.wire import Event, control_key, decode_control
+from pipeline.types import Event
+from pipeline.wire import control_key, decode_control
 from workers.actors import PublisherActor, SourceActor, TrackerActor, start_backbone
+from workers.job_rules import confinement
+from workers.ray_cluster import init_ray
 
 log = logging.getLogger("dinotrack.runner")
-
-
-def init_ray(settings: Settings) -> None:
-    """Join the configured cluster, or start a small local Ray (no dashboard, no auth token)."""
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    kwargs: dict[str, Any] = {"include_dashboard": settings.ray.include_dashboard}
-    if settings.ray.address:
-        kwargs["address"] = settings.ray.address
-    else:
-        kwargs["num_cpus"] = settings.ray.num_cpus or os.cpu_count() or 2
-    ray.init(log_to_driver=settings.debug, configure_logging=False, **kwargs)
 
 
 @dataclass
@@ -289,10 +279,27 @@ class SourceRun:
                 self.summary.stopped = True
                 return True
             if msg["op"] == "add_prompts":
-                tracker.add_prompts.remote(msg.get("prompts", []))
+                if prompts := self._control_prompts(msg.get("prompts", [])):
+                    tracker.add_prompts.remote(prompts)
             elif msg["op"] == "remove_track":
                 tracker.remove_track.remote(int(msg["track_id"]))
         return False
+
+    def _control_prompts(self, raw: Any) -> list[dict]:
+        """A control message's prompts, read under the worker's confinement (they come from
+        Redis, as jobs do); each refused one is a ``prompt.refused`` event."""
+        from pipeline.prompts import PromptError, prompts_from_json
+
+        valid, refused = [], []
+        with confined(confinement(self.settings.worker)):
+            for i, prompt in enumerate(raw if isinstance(raw, list) else [raw]):
+                try:
+                    valid += [p.to_json() for p in prompts_from_json({"prompts": [prompt]})]
+                except PromptError as exc:
+                    refused.append(self._event("prompt.refused", str(exc.at(i))))
+        if refused:
+            self.actors["publisher"].events.remote(refused)
+        return valid
 
     def _progress(self, t0: float) -> dict[str, Any]:
         s = self.summary

@@ -20,10 +20,13 @@ from typing import Any
 
 import redis
 
+from pipeline.confine import confined
+from pipeline.redact import redact
 from pipeline.settings import Settings
+from pipeline.types import Event
 from pipeline.wire import (
     JOBS_STREAM,
-    Event,
+    STATE_KEYS,
     Job,
     WireError,
     control_key,
@@ -32,8 +35,10 @@ from pipeline.wire import (
     encode_event,
     encode_job,
     events_key,
+    source_id_of_state_key,
     state_key,
 )
+from workers.job_rules import JobRefused, check_job, confinement
 
 log = logging.getLogger("dinotrack.service")
 
@@ -46,7 +51,7 @@ def submit_job(client: redis.Redis, job: Job) -> str:
     job.submitted = job.submitted or time.time()
     client.hset(
         state_key(job.source_id),
-        mapping={"status": "queued", "source": job.source, "job_id": job.job_id,
+        mapping={"status": "queued", "source": redact(job.source), "job_id": job.job_id,
                  "last_error": "", "frames_done": 0},
     )  # fmt: skip
     client.xadd(JOBS_STREAM, encode_job(job))
@@ -67,8 +72,8 @@ def request_stop(client: redis.Redis, source_id: str) -> str:
 def source_states(client: redis.Redis) -> list[dict[str, str]]:
     """Every source's state hash, with its id, sorted by id."""
     rows = []
-    for key in client.scan_iter(match="dinotrack:*:state", count=500):
-        source_id = key.decode()[len("dinotrack:") : -len(":state")]
+    for key in client.scan_iter(match=STATE_KEYS, count=500):
+        source_id = source_id_of_state_key(key)
         fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         rows.append({"source_id": source_id, **fields})
     return sorted(rows, key=lambda r: r["source_id"])
@@ -205,7 +210,14 @@ class Worker:
     def _run_job(self, running: _Running, resumed: bool) -> None:
         from workers.runner import SourceRun
 
-        job = running.job
+        try:  # what a queued job may ask (workers/job_rules.py): refused before anything opens
+            job = running.job = check_job(running.job, self.settings.worker)
+        except JobRefused as exc:
+            running.result = {"status": "failed", "error": str(exc), "frames": 0}
+            self.client.hset(state_key(running.job.source_id),
+                             mapping={"status": "failed", "last_error": str(exc)})  # fmt: skip
+            self._event(running.job, "job.refused", str(exc))
+            return
         self._event(job, "job.started", None, resumed=resumed, worker=self.name)
         try:
             settings = merge_settings(self.settings, job.settings)
@@ -218,7 +230,7 @@ class Worker:
                               "frames": summary.frames}  # fmt: skip
         except Exception as exc:  # one broken job never takes the worker down
             log.exception("job %s failed", job.source_id)
-            message = " ".join(str(exc).split()) or type(exc).__name__
+            message = redact(" ".join(str(exc).split())) or type(exc).__name__
             running.result = {"status": "failed", "error": message, "frames": 0}
             self.client.hset(state_key(job.source_id),
                              mapping={"status": "failed", "last_error": message})  # fmt: skip
@@ -234,11 +246,13 @@ class Worker:
 
         info = probe(job.source, settings.source)
         prompts, refused = [], []
-        for i, raw in enumerate(job.prompts):
-            try:
-                prompts.extend(prompts_from_json({"prompts": [raw]}))
-            except PromptError as exc:
-                refused.append(str(exc.at(i, raw.get("kind") if isinstance(raw, dict) else None)))
+        with confined(confinement(self.settings.worker)):  # prompt files: allowed folders only
+            for i, raw in enumerate(job.prompts):
+                try:
+                    prompts.extend(prompts_from_json({"prompts": [raw]}))
+                except PromptError as exc:
+                    kind = raw.get("kind") if isinstance(raw, dict) else None
+                    refused.append(str(exc.at(i, kind)))
         valid, errors = validate_prompts(prompts, info.width, info.height)
         refused.extend(str(e) for e in errors)
         for message in refused:

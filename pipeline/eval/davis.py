@@ -27,7 +27,8 @@ from PIL import Image
 from pipeline.masks import mask_iou
 from pipeline.models.base import Backbone, Segmenter
 from pipeline.outputs.exports import davis_palette
-from pipeline.tracking.tracker import Tracker, TrackerConfig
+from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.tracker import Tracker
 from pipeline.types import Frame, Observation
 
 BOUND_TH = 0.008
@@ -176,7 +177,7 @@ def track_sequence(
                 mask = first_labels == obj
                 ys, xs = np.nonzero(mask)
                 box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-                detections.append(Observation(box, mask, 1.0, str(obj), from_prompt=True))
+                detections.append(Observation(box, mask, 1.0, str(obj), origin="prompt"))
         result = tracker.step(frame, features, detections)
         t2, c2 = time.perf_counter(), time.thread_time()
         if i == 0:

@@ -204,7 +204,8 @@ def run_mot(
         ``<stem>.matched.txt``).
     """
     from pipeline.sources import open_source
-    from pipeline.tracking.tracker import Tracker, TrackerConfig
+    from pipeline.tracking.config import TrackerConfig
+    from pipeline.tracking.tracker import Tracker
 
     seq = read_sequence(seq_dir)
     out_path = Path(out_path)

@@ -14,13 +14,9 @@ from typing import Any
 import numpy as np
 import redis
 
-from pipeline.wire import PREFIX
+from pipeline.wire import checkpoint_key
 
 _ARRAY = "__ndarray__"
-
-
-def checkpoint_key(source_id: str) -> str:
-    return f"{PREFIX}:{source_id}:checkpoint"
 
 
 def pack(state: Any) -> bytes:

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
-from pydantic import BaseModel
 
-from pipeline.types import FrameResult
+from pipeline.outputs.config import PublishConfig
+from pipeline.redact import redact, redact_url
+from pipeline.types import Event, FrameResult
 from pipeline.wire import (
-    Event,
     WireError,
     decode_event,
     decode_frame_result,
@@ -31,20 +31,6 @@ from pipeline.wire import (
 )
 
 log = logging.getLogger("dinotrack.outputs")
-
-
-class PublishConfig(BaseModel):
-    """How results are written to Redis."""
-
-    maxlen: int | None = 100_000
-    """Approximate bound on entries kept per frames stream (None: unbounded)."""
-    events_maxlen: int = 10_000
-    batch: int = 16
-    """Frames written per pipelined round trip."""
-    buffer: int = 2_000
-    """Frames held while Redis is unreachable; beyond it the oldest are dropped (counted)."""
-    retry_initial_s: float = 0.2
-    retry_max_s: float = 5.0
 
 
 class RedisUnavailable(RuntimeError):
@@ -60,20 +46,10 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
         client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         raise RedisUnavailable(
-            f"cannot reach Redis at {redact(url)}: {exc} — start Redis there, fix --redis, "
-            "or leave --redis out to use the embedded server"
+            f"cannot reach Redis at {redact_url(url)}: {redact(str(exc))} — start Redis there, "
+            "fix --redis, or leave --redis out to use the embedded server"
         ) from exc
     return client
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"
 
 
 def frame_entry_id(frame_index: int) -> str:
@@ -194,7 +170,7 @@ class Publisher:
 
     def set_state(self, **fields: object) -> None:
         """Update the source's state hash (status, frames_done, total, fps, lag, last_error)."""
-        mapping = {k: "" if v is None else str(v) for k, v in fields.items()}
+        mapping = {k: "" if v is None else redact(str(v)) for k, v in fields.items()}
         try:
             self.client.hset(state_key(self.source_id), mapping=mapping)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

@@ -1,6 +1,7 @@
 """Prompts: what the user says about the objects of a video (boxes, points, masks, scribbles,
-exemplars, text, external detections), their JSON and CLI forms, validation, and resolution into
-`Observation`s. The JSON format is documented in docs/prompts.md."""
+exemplars, text, external detections), their JSON and CLI forms, validation, resolution into
+`Observation`s (each kind plans its own: `Prompt.applies_at`, `Prompt.plan`) and the schedule of a
+source's prompts over time (`PromptSchedule`). The JSON format is documented in docs/prompts.md."""
 
 from pipeline.prompts.args import (
     merge_points,
@@ -11,7 +12,7 @@ from pipeline.prompts.args import (
     parse_point_arg,
     parse_text_arg,
 )
-from pipeline.prompts.base import KINDS, Prompt
+from pipeline.prompts.base import KINDS, Application, Prompt, RedetectingPrompt
 from pipeline.prompts.detections import DetectionsPrompt, load_mot
 from pipeline.prompts.errors import PromptError, PromptsError
 from pipeline.prompts.exemplar import Exemplar, ExemplarPrompt
@@ -23,25 +24,31 @@ from pipeline.prompts.jsonfile import (
     prompts_to_json,
 )
 from pipeline.prompts.mask import MaskPrompt, load_label_png
-from pipeline.prompts.resolve import applies_at, resolve_prompt, resolve_prompts
+from pipeline.prompts.plan import MaskAsk, PromptFrame
+from pipeline.prompts.resolve import resolve_prompt, resolve_prompts
+from pipeline.prompts.schedule import PromptSchedule
 from pipeline.prompts.text import TextDetector, TextPrompt
 from pipeline.prompts.validate import validate_prompts
 
 __all__ = [
     "KINDS",
+    "Application",
     "BoxPrompt",
     "DetectionsPrompt",
     "Exemplar",
     "ExemplarPrompt",
+    "MaskAsk",
     "MaskPrompt",
     "PointsPrompt",
     "Prompt",
     "PromptError",
+    "PromptFrame",
+    "PromptSchedule",
     "PromptsError",
+    "RedetectingPrompt",
     "ScribblePrompt",
     "TextDetector",
     "TextPrompt",
-    "applies_at",
     "load_label_png",
     "load_mot",
     "load_prompts_file",

@@ -6,9 +6,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
+from pipeline.confine import Refused, active
 from pipeline.prompts.errors import PromptError
+
+if TYPE_CHECKING:
+    from pipeline.prompts.plan import MaskAsk, PromptFrame
+    from pipeline.types import Observation
 
 Box = tuple[float, float, float, float]
 
@@ -16,6 +21,14 @@ Box = tuple[float, float, float, float]
 KINDS: dict[str, type[Prompt]] = {}
 
 COMMON_KEYS = frozenset({"kind", "frame", "label"})
+
+
+class Application(NamedTuple):
+    """Whether a prompt acts on a frame, and whether as its first application (a first application
+    is checked against the frame, and its objects have origin "prompt")."""
+
+    acts: bool
+    first: bool
 
 
 @dataclass(kw_only=True)
@@ -30,6 +43,8 @@ class Prompt:
     kind: ClassVar[str] = ""
     #: JSON keys of this kind besides ``kind``, ``frame`` and ``label``.
     keys: ClassVar[frozenset[str]] = frozenset()
+    #: Whether resolving the prompt needs a zero-shot text detector (`PromptFrame.text_detector`).
+    needs_text_detector: ClassVar[bool] = False
 
     frame: int = 0
     label: str | None = None
@@ -69,6 +84,43 @@ class Prompt:
     def error(self, problem: str, fix: str) -> PromptError:
         """A `PromptError` that names this prompt."""
         return PromptError(problem, fix, kind=self.kind, value=self.describe())
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def applies_at(self, frame_index: int) -> Application:
+        """Whether the prompt acts on frame ``frame_index``: a prompt acts on its own frame only,
+        as its first application."""
+        own = frame_index == self.frame
+        return Application(own, own)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[Observation | MaskAsk]:
+        """What the prompt says about ``frame``: observations it makes itself and the masks it asks
+        the segmenter for, in order. ``first``: whether this is its first application.
+
+        Raises:
+            PromptError: The prompt cannot apply to this frame (e.g. a text prompt without a
+                detector, an exemplar that matches nothing where it is first applied).
+        """
+        raise NotImplementedError
+
+
+@dataclass(kw_only=True)
+class RedetectingPrompt(Prompt):
+    """A prompt that finds its objects again every ``redetect_every`` frames after its own (the
+    re-detections are offered to the tracker as detections, not as new objects).
+
+    Attributes:
+        redetect_every: Find again every N frames after ``frame`` (default 0: only at ``frame``).
+    """
+
+    redetect_every: int = 0
+
+    def applies_at(self, frame_index: int) -> Application:
+        if frame_index == self.frame:
+            return Application(True, True)
+        every = self.redetect_every
+        later = frame_index > self.frame and every > 0 and (frame_index - self.frame) % every == 0
+        return Application(later, False)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -191,6 +243,11 @@ def resolve_path(value: Any, base_dir: Path | None, kind: str, name: str = "path
     path = Path(value).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
+    if (confinement := active()) is not None:  # from the queue: only the allowed folders
+        try:
+            path = confinement.path(path, name)
+        except Refused as exc:
+            raise PromptError(exc.problem, exc.fix, kind=kind, value=repr(value)) from exc
     if not path.is_file():
         raise PromptError(
             f"file not found: {path}",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.prompts.base import (
+    Application,
     Box,
     Prompt,
     check_keys,
@@ -19,6 +20,7 @@ from pipeline.prompts.base import (
     resolve_path,
 )
 from pipeline.prompts.errors import PromptError
+from pipeline.prompts.plan import MaskAsk, PromptFrame
 
 #: One detection: box (x0, y0, x1, y1) pixels, score, label (or None).
 Detection = tuple[Box, float, str | None]
@@ -39,16 +41,16 @@ def load_mot(path: Path) -> dict[int, list[Detection]]:
             if not line or line.startswith("#"):
                 continue
             cells = [c.strip() for c in line.replace(" ", ",").split(",") if c.strip()]
-            try:
+            try:  # errors name the line, never its text: the file may not be the user's
                 if len(cells) < 6:
                     raise ValueError(f"{len(cells)} columns")
                 frame = int(float(cells[0]))
                 x, y, w, h = (float(c) for c in cells[2:6])
                 score = float(cells[6]) if len(cells) > 6 else 1.0
             except ValueError as exc:
+                why = str(exc) if len(cells) < 6 else "a cell is not a number"
                 raise PromptError(
-                    f"{path.name} line {lineno} is not 'frame,id,x,y,w,h,score,...' ({exc}): "
-                    f"{line[:60]!r}",
+                    f"{path.name} line {lineno} is not 'frame,id,x,y,w,h,score,...' ({why})",
                     "give a MOTChallenge det.txt (or use format 'json')",
                     kind="detections",
                     value=repr(path.name),
@@ -129,13 +131,22 @@ class DetectionsPrompt(Prompt):
             try:
                 items = json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "UTF-8"
                 raise PromptError(
-                    f"{path.name} is not valid JSON ({exc})",
+                    f"{path.name} is not valid JSON ({where})",
                     "fix the file or use format 'mot' for a det.txt",
                     kind=cls.kind,
                     value=repr(path.name),
                 ) from exc
-            dets = detections_from_list(items, path.name)
+            try:
+                dets = detections_from_list(items, path.name)
+            except PromptError:  # its message quotes values: never the file's content
+                raise PromptError(
+                    f"{path.name} is not a list of detections",
+                    'give [{"frame": 0, "box": [x0, y0, x1, y1], "score": 0.9}, ...]',
+                    kind=cls.kind,
+                    value=repr(path.name),
+                ) from None
         else:
             raise PromptError(
                 f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}", kind=cls.kind
@@ -210,6 +221,15 @@ class DetectionsPrompt(Prompt):
         if self.path:
             return repr(Path(self.path).name)
         return f"<{sum(len(v) for v in self.detections.values())} detections>"
+
+    def applies_at(self, frame_index: int) -> Application:
+        """Detections act on every frame (those it holds), never as a first application: they
+        are not user prompts."""
+        return Application(True, False)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """Box requests for the frame's detections (clipped to it), with their scores."""
+        return frame.box_asks(self.for_frame(frame.index), False)
 
 
 def _format_for(path: Path) -> str:

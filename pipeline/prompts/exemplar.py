@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from pipeline.confine import active
 from pipeline.masks import box_to_mask, rle_decode, rle_encode
 from pipeline.models.base import Backbone
 from pipeline.prompts.base import (
     Box,
-    Prompt,
+    RedetectingPrompt,
     box_problem,
     check_keys,
     fmt_num,
@@ -27,6 +28,7 @@ from pipeline.prompts.base import (
 )
 from pipeline.prompts.errors import PromptError
 from pipeline.prompts.mask import load_label_png
+from pipeline.prompts.plan import MaskAsk, PromptFrame
 from pipeline.types import FeatureMap
 
 #: Grid cells are upsampled by this factor before thresholding (match boxes finer than a cell).
@@ -236,7 +238,7 @@ class Exemplar:
 
 
 @dataclass(kw_only=True, eq=False)
-class ExemplarPrompt(Prompt):
+class ExemplarPrompt(RedetectingPrompt):
     """Objects that look like a reference: the region (box or mask) of a reference image is
     enrolled as an `Exemplar`, and its matches in the prompt's frame become box prompts.
 
@@ -262,7 +264,6 @@ class ExemplarPrompt(Prompt):
     mask: np.ndarray | None = None
     threshold: float = 0.5
     max_matches: int = 1
-    redetect_every: int = 0
     exemplar: Exemplar | None = None
     reference_size: tuple[int, int] | None = None
 
@@ -322,8 +323,10 @@ class ExemplarPrompt(Prompt):
         if "image" in obj:
             if exemplar is None:
                 image = str(resolve_path(obj["image"], base_dir, kind, "image"))
-            else:  # the prototype travels: the file may not exist on this machine
+            else:  # the prototype travels: the file may not exist here (or may not be read)
                 image = str(obj["image"])
+                if (confinement := active()) is not None and not confinement.allows(image):
+                    image = None
         elif exemplar is None:
             raise PromptError(
                 "missing field 'image'", 'add "image": "ref.jpg" (the reference)', kind=kind
@@ -392,6 +395,24 @@ class ExemplarPrompt(Prompt):
 
     def describe(self) -> str:
         return repr(self.name)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """Box requests for the matches of the exemplar in ``frame`` (enrolled with the frame's
+        backbone when it has none from that backbone); none where it is first applied is an
+        error."""
+        exemplar = self.exemplar
+        backbone = frame.backbone
+        if exemplar is None or (backbone is not None and exemplar.backbone != backbone.name):
+            if backbone is None:
+                raise self.error(
+                    "the exemplar is not enrolled",
+                    "call prompt.enroll(backbone) first, or pass backbone= to resolve_prompts",
+                )
+            exemplar = self.enroll(backbone)
+        matches = exemplar.match(frame.features, self.threshold, self.max_matches)
+        if not matches and first:
+            raise self.no_match(frame.index, exemplar.best_similarity(frame.features))
+        return frame.box_asks(((box, score, self.label) for box, score in matches), first)
 
     def no_match(self, frame_index: int, best: float) -> PromptError:
         """The error for an exemplar that matched nothing where it was first applied."""

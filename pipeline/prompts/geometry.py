@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.models.base import MaskRequest
 from pipeline.prompts.base import (
     Box,
     Prompt,
@@ -23,6 +24,7 @@ from pipeline.prompts.base import (
     require,
 )
 from pipeline.prompts.errors import PromptError
+from pipeline.prompts.plan import MaskAsk, PromptFrame
 
 
 @dataclass(kw_only=True)
@@ -54,6 +56,10 @@ class BoxPrompt(Prompt):
 
     def describe(self) -> str:
         return fmt_seq(self.box)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """The segmenter's mask for the box."""
+        return [MaskAsk(MaskRequest(box=self.box), self.box, None, self.label, True)]
 
 
 @dataclass(kw_only=True)
@@ -121,6 +127,13 @@ class PointsPrompt(Prompt):
             np.asarray(self.points, dtype=np.float32).reshape(-1, 2),
             np.asarray(self.labels, dtype=np.int32),
         )
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """The segmenter's mask for the points."""
+        points, labels = self.arrays()
+        return [
+            MaskAsk(MaskRequest(points=points, point_labels=labels), None, None, self.label, True)
+        ]
 
 
 @dataclass(kw_only=True)
@@ -191,3 +204,9 @@ class ScribblePrompt(Prompt):
         xs = np.interp(at, cum, verts[:, 0])
         ys = np.interp(at, cum, verts[:, 1])
         return np.stack([xs, ys], axis=1).astype(np.float32)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """The segmenter's mask for the points sampled along the stroke (all positive)."""
+        points = self.sample_points()
+        request = MaskRequest(points=points, point_labels=np.ones(len(points), dtype=np.int32))
+        return [MaskAsk(request, None, None, self.label, True)]

@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.masks import rle_decode, rle_encode
+from pipeline.masks import mask_to_box, rle_decode, rle_encode
 from pipeline.prompts.base import Prompt, check_keys, read_common, resolve_path
 from pipeline.prompts.errors import PromptError
+from pipeline.prompts.plan import PromptFrame
+from pipeline.types import Observation
 
 
 def load_label_png(path: Path, kind: str = "mask") -> np.ndarray:
@@ -174,6 +176,13 @@ class MaskPrompt(Prompt):
             return repr(Path(self.path).name)
         h, w = self.size
         return f"<{w}x{h} rle>"
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[Observation]:
+        """An observation per kept id, by ascending id (no segmenter)."""
+        return [
+            Observation(box=mask_to_box(m), mask=m, score=1.0, label=self.label, origin="prompt")
+            for m in self.object_masks().values()
+        ]
 
 
 def _id_map_from_rle(rle: Any, size: Any) -> np.ndarray:

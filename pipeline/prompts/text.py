@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.prompts.base import (
     Box,
-    Prompt,
+    RedetectingPrompt,
     check_keys,
     read_common,
     read_int,
@@ -18,6 +18,7 @@ from pipeline.prompts.base import (
     require,
 )
 from pipeline.prompts.errors import PromptError
+from pipeline.prompts.plan import MaskAsk, PromptFrame
 
 
 @runtime_checkable
@@ -37,7 +38,7 @@ def split_queries(text: str) -> list[str]:
 
 
 @dataclass(kw_only=True)
-class TextPrompt(Prompt):
+class TextPrompt(RedetectingPrompt):
     """Objects named in words; a text detector finds their boxes, the segmenter their masks.
 
     Attributes:
@@ -49,10 +50,10 @@ class TextPrompt(Prompt):
 
     kind: ClassVar[str] = "text"
     keys: ClassVar[frozenset[str]] = frozenset({"text", "threshold", "redetect_every"})
+    needs_text_detector: ClassVar[bool] = True
 
     text: str
     threshold: float = 0.3
-    redetect_every: int = 0
 
     @property
     def queries(self) -> list[str]:
@@ -95,3 +96,20 @@ class TextPrompt(Prompt):
 
     def describe(self) -> str:
         return repr(self.text)
+
+    def plan(self, frame: PromptFrame, first: bool) -> list[MaskAsk]:
+        """Box requests for what the frame's text detector finds, labelled with the prompt's label
+        or else the query that found them."""
+        if frame.text_detector is None:
+            raise self.error(
+                "a text prompt needs a zero-shot text detector",
+                "configure a text detector for the pipeline, or give box or point prompts",
+            )
+        found = frame.text_detector.detect(frame.image, self.queries, self.threshold)
+        return frame.box_asks(
+            (
+                (tuple(float(v) for v in box), score, self.label or query)
+                for box, score, query in found
+            ),
+            first,
+        )

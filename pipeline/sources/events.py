@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.sources.base import SourceError
-from pipeline.wire import Event
+from pipeline.types import Event
 
 log = logging.getLogger("dinotrack.sources")
 

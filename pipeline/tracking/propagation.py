@@ -33,43 +33,49 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
 
+from pipeline.tracking.config import PropagationConfig
 from pipeline.types import FeatureMap
 
 
-class PropagationConfig(BaseModel):
-    """How labels travel from the memory to a new frame (defaults measured on DAVIS-2016 dev with
-    the fused stride-8 MobileNetV2 features; see docs/tracking.md).
+class ObjectRegistry:
+    """Object ids and their channels in the label maps: channel 0 is background, channel
+    ``i + 1`` holds the i-th object in the order objects were added (removal closes the gap)."""
 
-    Attributes:
-        memory_frames: Previous frames kept in memory besides the references (DINO: 7).
-        max_references: Prompt frames kept as references (the first is the first prompt).
-        topk: Memory patches each query patch keeps, jointly over all memory frames (DINO: 5).
-        radius: Neighbourhood radius in grid cells; a query only looks at memory cells within
-            this Chebyshev distance (DINO: 12).
-        fine_radius: Radius in grid cells within which the memory is seen at full resolution;
-            beyond it, up to ``radius``, at half resolution (None or >= radius: full resolution
-            everywhere, the plain DINO neighbourhood).
-        coarse_sure: With a foveated neighbourhood, propagate at half resolution first and
-            compute in full only the tiles where some cell (or a neighbour) has its most likely
-            label below this probability; the others keep the half-resolution labels (speed;
-            None: every tile in full).
-        temperature: Softmax temperature over cosine similarities (DINO: 0.1).
-        tile: Side in grid cells of the query tiles of the banded computation (speed only).
-        skip_below: Tiles whose neighbourhood has no foreground probability above this in any
-            memory frame are set to background without computing (speed only; 0 disables).
-    """
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self._ids: list[int] = [int(i) for i in ids]
 
-    memory_frames: int = Field(7, ge=0)
-    max_references: int = Field(4, ge=1)
-    topk: int = Field(5, ge=1)
-    radius: int = Field(18, ge=0)
-    fine_radius: int | None = Field(4, ge=0)
-    coarse_sure: float | None = Field(0.8, gt=0, le=1)
-    temperature: float = Field(0.1, gt=0)
-    tile: int = Field(8, ge=1)
-    skip_below: float = Field(1e-3, ge=0, lt=1)
+    @property
+    def ids(self) -> list[int]:
+        """Object ids in channel order."""
+        return list(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, object_id: object) -> bool:
+        return object_id in self._ids
+
+    @property
+    def channels(self) -> int:
+        """Channels of a label map: background plus one per object."""
+        return len(self._ids) + 1
+
+    def channel(self, object_id: int) -> int:
+        """The channel of a registered object."""
+        return self._ids.index(object_id) + 1
+
+    def add(self, ids: Iterable[int]) -> None:
+        """Register objects; they take the next channels."""
+        self._ids.extend(int(i) for i in ids)
+
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        """Unregister the known objects among ``ids``; returns the channels they held (in the
+        old numbering; the channels after them move down)."""
+        drop = [self.channel(i) for i in ids if i in self._ids]
+        dropped = set(drop)
+        self._ids = [oid for c, oid in enumerate(self._ids, start=1) if c not in dropped]
+        return drop
 
 
 @dataclass(eq=False)
@@ -152,7 +158,7 @@ class LabelPropagator:
 
     def __init__(self, config: PropagationConfig | None = None) -> None:
         self.config = config or PropagationConfig()
-        self._ids: list[int] = []
+        self._objects = ObjectRegistry()
         self._refs: deque[_Entry] = deque()
         self._recent: deque[_Entry] = deque(maxlen=self.config.memory_frames)
         self._outside_cache: dict[tuple[int, ...], torch.Tensor] = {}
@@ -161,7 +167,7 @@ class LabelPropagator:
     @property
     def object_ids(self) -> list[int]:
         """Object ids in channel order (channel i + 1 holds object_ids[i])."""
-        return list(self._ids)
+        return self._objects.ids
 
     @property
     def memory_length(self) -> int:
@@ -184,13 +190,13 @@ class LabelPropagator:
         """
         if not masks:
             return
-        dup = [i for i in masks if i in self._ids]
+        dup = [i for i in masks if i in self._objects]
         if dup:
             raise ValueError(f"objects {dup} are already tracked; use correct() to change masks")
         h, w = features.shape
-        if self._ids and not self._is_newest(features):
+        if self._objects and not self._is_newest(features):
             self.step(features)
-        n_old = len(self._ids) + 1
+        n_old = self._objects.channels
         entry = self._newest() if self._is_newest(features) else None
         if entry is None:
             feats = torch.from_numpy(np.ascontiguousarray(features.grid, dtype=np.float32))
@@ -198,12 +204,12 @@ class LabelPropagator:
             labels = torch.zeros(h, w, n_old)
             labels[..., 0] = 1.0
             entry = _Entry(feats, labels, features.grid)
-        self._ids.extend(int(i) for i in masks)
+        self._objects.add(masks)
         older = [e for e in (*self._refs, *self._recent) if e is not entry]
         for e in (entry, *older):
-            e.labels = F.pad(e.labels, (0, len(self._ids) + 1 - e.labels.shape[-1]))
+            e.labels = F.pad(e.labels, (0, self._objects.channels - e.labels.shape[-1]))
         for oid, mask in masks.items():
-            self._write(entry.labels, self._ids.index(oid) + 1, downsample_mask(mask, (h, w)))
+            self._write(entry.labels, self._objects.channel(oid), downsample_mask(mask, (h, w)))
         self._backfill(entry, older, n_old)
         if entry in self._recent:
             self._recent.remove(entry)
@@ -228,12 +234,12 @@ class LabelPropagator:
     def remove_objects(self, ids: Iterable[int]) -> None:
         """Stop propagating these objects (their mass goes to background); unknown ids are
         ignored."""
-        drop = [self._ids.index(i) + 1 for i in ids if i in self._ids]
+        n_channels = self._objects.channels
+        drop = self._objects.remove(ids)
         if not drop:
             return
-        keep = [c for c in range(len(self._ids) + 1) if c not in drop]
-        self._ids = [self._ids[c - 1] for c in keep[1:]]
-        if not self._ids:
+        keep = [c for c in range(n_channels) if c not in drop]
+        if not self._objects:
             self._refs.clear()
             self._recent.clear()
             return
@@ -254,14 +260,14 @@ class LabelPropagator:
             raise ValueError(
                 "correct() needs a frame in memory: call step() or add_objects() first"
             )
-        unknown = [i for i in masks if i not in self._ids]
+        unknown = [i for i in masks if i not in self._objects]
         if unknown:
             raise ValueError(
                 f"cannot correct unknown objects {unknown}; add them with add_objects()"
             )
         shape = tuple(entry.labels.shape[:2])
         for oid, mask in masks.items():
-            self._write(entry.labels, self._ids.index(oid) + 1, downsample_mask(mask, shape))
+            self._write(entry.labels, self._objects.channel(oid), downsample_mask(mask, shape))
 
     # -- propagation ------------------------------------------------------------------------
     @torch.no_grad()
@@ -272,7 +278,7 @@ class LabelPropagator:
             (K+1, h, w) float32 probabilities on the feature grid (channel 0 = background).
         """
         h, w = features.shape
-        if not self._ids:
+        if not self._objects:
             return np.ones((1, h, w), np.float32)
         feats = torch.from_numpy(np.ascontiguousarray(features.grid, dtype=np.float32))
         self._check_shape(feats)
@@ -474,7 +480,7 @@ class LabelPropagator:
             ]
 
         return {
-            "object_ids": list(self._ids),
+            "object_ids": self._objects.ids,
             "references": pack(self._refs),
             "recent": pack(self._recent),
         }
@@ -491,6 +497,6 @@ class LabelPropagator:
                 for d in items
             ]
 
-        self._ids = [int(i) for i in state["object_ids"]]
+        self._objects = ObjectRegistry(state["object_ids"])
         self._refs = deque(unpack(state["references"]))
         self._recent = deque(unpack(state["recent"]), maxlen=self.config.memory_frames)

@@ -2,72 +2,35 @@
 
 Every frame: prompts that are due are resolved to observations; the label propagator carries every
 live object's soft mask from its bounded memory to the frame; the probabilities are upsampled to the
-frame's full size and each object gets the pixels where its channel wins; masks, boxes, scores and
-feature prototypes go to the `IdentityManager` together with the frame's observations (prompts,
-detections); births and recoveries seed the propagator, lost and ended tracks leave it. Optionally,
+frame's full size and each object gets the pixels where its channel wins; each object's mask, box,
+score, soft map and feature prototype travel as one `TrackedObject` to the `IdentityManager`,
+together with the frame's observations (prompts, detections, re-detections of lost tracks from
+`pipeline.tracking.reid`), each carrying its own prototype; births and recoveries seed the
+propagator, lost and ended tracks leave it. Optionally,
 on keyframes or when an object's confidence falls, the segmenter refines the propagated mask and the
 refined mask (kept only where it agrees with the propagation) is written back into the memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
 
 from pipeline.masks import box_to_mask, mask_to_box, rle_encode
-from pipeline.models.base import Backbone, MaskRequest, Segmenter
+from pipeline.models.base import MaskRequest, Segmenter
 from pipeline.models.upsample import upsample_probs as guided_upsample
-from pipeline.tracking.identities import IdentityConfig, IdentityManager, TrackedObject
-from pipeline.tracking.propagation import LabelPropagator, PropagationConfig, downsample_mask
-from pipeline.types import FeatureMap, Frame, FrameResult, Observation, Track, TrackState
-from pipeline.wire import Event
-
-
-class TrackerConfig(BaseModel):
-    """How the tracker follows objects.
-
-    Attributes:
-        propagation: Label propagation settings (memory, top-k, neighbourhood, temperature).
-        identity: Association, loss and re-identification settings.
-        upsample: How grid probabilities reach full resolution: ``guided`` (edge-aware guided
-            filter, masks follow image edges) or ``bilinear``.
-        normalize_channels: Rescale each object's upsampled probability map to [0, 1] before the
-            per-pixel arg-max (DINO's ``norm_mask``); helps small objects against background.
-        min_area: Masks with fewer pixels count as not visible (box None, score 0).
-        crop_above: An object's region for upsampling holds its grid cells above this
-            probability (and those it wins).
-        crop_margin: Grid cells added around that region (the upsampling needs context).
-        refine_every: Refine every live mask with the segmenter every this many frames (None: no
-            periodic refinement). Ignored with the ``none`` segmenter.
-        refine_below: Also refine an object whose confidence falls below this (None: never).
-        redetect_threshold: A lost track is looked for in each frame: where its prototype's cosine
-            similarity to the patch features peaks above this, the peak region is offered to the
-            identity manager as a re-detection (None: no re-detection; lost tracks then come back
-            only through detections or re-detecting prompts).
-        redetect_margin: The re-detected region is the cells within this similarity of the peak.
-        refine_agreement: Propagated probability above which SAM's pixels are kept: the refined
-            mask is SAM's mask restricted to where the propagation gives the object at least this.
-    """
-
-    propagation: PropagationConfig = Field(default_factory=PropagationConfig)
-    identity: IdentityConfig = Field(default_factory=IdentityConfig)
-    upsample: Literal["guided", "bilinear"] = "guided"
-    normalize_channels: bool = False
-    min_area: int = Field(16, ge=0)
-    crop_above: float = Field(0.1, gt=0.0, lt=1.0)
-    crop_margin: int = Field(2, ge=1)
-    refine_every: int | None = Field(None, ge=1)
-    refine_below: float | None = Field(None, ge=0.0, le=1.0)
-    refine_agreement: float = Field(0.1, ge=0.0, le=1.0)
-    redetect_threshold: float | None = Field(0.6, ge=-1.0, le=1.0)
-    redetect_margin: float = Field(0.15, gt=0.0, le=2.0)
+from pipeline.prompts.schedule import PromptSchedule
+from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.lifecycle import IdentityManager
+from pipeline.tracking.propagation import LabelPropagator, downsample_mask
+from pipeline.tracking.records import TrackedObject
+from pipeline.tracking.reid import redetect_lost
+from pipeline.types import Event, FeatureMap, Frame, FrameResult, Observation, Track, TrackState
 
 
 def upsample_probs(probs: np.ndarray, image: np.ndarray, mode: str = "guided") -> np.ndarray:
@@ -96,23 +59,9 @@ def mask_prototype(features: FeatureMap, mask: np.ndarray | None) -> np.ndarray 
     return _unit(np.einsum("kc,k->c", features.grid.reshape(-1, features.grid.shape[-1]), weights))
 
 
-@dataclass
-class _ObjectView:
-    """What one frame's propagation says about one object.
-
-    Attributes:
-        mask: (H, W) bool full-size mask (empty when not visible).
-        score: Mean probability over the grid cells the object wins (0 when not visible).
-        soft: (region slices, upsampled probability over that region), None when not visible.
-        weights: (h, w) grid weights of its feature prototype (probability where it wins).
-        box: (x0, y0, x1, y1) of the mask, None when not visible.
-    """
-
-    mask: np.ndarray
-    score: float
-    soft: tuple[tuple[slice, slice], np.ndarray] | None
-    weights: np.ndarray
-    box: tuple[float, float, float, float] | None = None
+def _full_mask(obs: Observation, height: int, width: int) -> np.ndarray:
+    """An observation's mask, or the pixels of its box when only a box is known."""
+    return obs.mask if obs.mask is not None else box_to_mask(obs.box, height, width)
 
 
 class Tracker:
@@ -121,11 +70,12 @@ class Tracker:
     Args:
         source_id: The source, named in results and events.
         config: Tracker settings.
-        segmenter: Turns prompts into masks; refines masks when refinement is enabled and it is
-            not the ``none`` segmenter.
+        segmenter: Refines masks when refinement is enabled and it is not the ``none``
+            segmenter.
         backbone_name: Name of the backbone whose features are passed to `step`.
-        text_detector: Needed by text prompts (see `pipeline.prompts.TextDetector`).
-        backbone: Enrols exemplar prompts that have no prototype yet.
+        prompts: The source's prompts, built with what resolving them needs (default: an empty
+            schedule with ``segmenter``, no text detector and no backbone); add prompts with
+            ``tracker.prompts.add``.
     """
 
     def __init__(
@@ -135,8 +85,7 @@ class Tracker:
         segmenter: Segmenter,
         backbone_name: str,
         *,
-        text_detector: Any | None = None,
-        backbone: Backbone | None = None,
+        prompts: PromptSchedule | None = None,
     ) -> None:
         self.source_id = source_id
         self.config = config
@@ -144,20 +93,11 @@ class Tracker:
         self.backbone_name = backbone_name
         self.propagator = LabelPropagator(config.propagation)
         self.identities = IdentityManager(config.identity, source_id=source_id)
-        self.text_detector = text_detector
-        self.backbone = backbone
-        self._pending: list[Any] = []  # prompts whose frame has not come yet
-        self._applied: list[Any] = []  # prompts applied once (they may re-detect later)
+        self.prompts = prompts if prompts is not None else PromptSchedule(segmenter)
         self._last_index: int | None = None
         self._events: list[Event] = []
 
     # -- inputs -----------------------------------------------------------------------------
-    def add_prompts(self, prompts: Iterable[Any]) -> None:
-        """Queue prompts (``pipeline.prompts`` objects); each applies at the first processed frame
-        whose index is >= its ``frame``; text and exemplar prompts then re-detect every
-        ``redetect_every`` frames, and detections act on every frame they hold."""
-        self._pending.extend(prompts)
-
     def remove_track(self, track_id: int) -> None:
         """Stop following a track: it ends now (a track.ended event) and its id is not reused.
 
@@ -193,57 +133,41 @@ class Tracker:
             )
         self._last_index = frame.index
         h, w = frame.height, frame.width
-        observations = self._due_prompts(frame, features) + list(detections)
-        observations += self._redetect_lost(features, h, w)
+        observations = self.prompts.observations(frame, features) + list(detections)
+        observations += redetect_lost(self.identities, features, (h, w))
+        observations = [
+            o if o.prototype is not None
+            else replace(o, prototype=mask_prototype(features, _full_mask(o, h, w)))
+            for o in observations
+        ]  # fmt: skip
 
-        views: dict[int, _ObjectView] = {}
+        objects: dict[int, TrackedObject] = {}
         if self.propagator.object_ids:
-            views = self._masks(self.propagator.step(features), frame.image)
-            self._refine(frame, features, views)
-        grid = features.grid.reshape(-1, features.grid.shape[-1])
-        tracked = [
-            TrackedObject(
-                track_id=tid,
-                mask=v.mask,
-                box=v.box,
-                score=v.score,
-                prototype=_unit(np.einsum("kc,k->c", grid, v.weights.reshape(-1)))
-                if v.weights.any()
-                else None,
-            )
-            for tid, v in views.items()
-        ]
-        masks = {tid: v.mask for tid, v in views.items()}
-        scores = {tid: v.score for tid, v in views.items()}
-        boxes = {tid: v.box for tid, v in views.items()}
-        obs_masks = [
-            o.mask if o.mask is not None else box_to_mask(o.box, h, w) for o in observations
-        ]
-        prototypes = [mask_prototype(features, m) for m in obs_masks]
-        update = self.identities.update(
-            frame.index, tracked, list(observations), prototypes, (h, w)
-        )
+            objects = self._masks(self.propagator.step(features), frame.image, features)
+            self._refine(frame, features, objects)
+        update = self.identities.update(frame.index, list(objects.values()), observations, (h, w))
 
         # a matched detection is a fresh look at the object: it replaces the propagated mask
-        corrected = {tid: obs_masks[oi] for oi, tid in update.matched.items()
-                     if not observations[oi].for_lost and obs_masks[oi].any()}  # fmt: skip
+        corrected = {tid: _full_mask(observations[oi], h, w) for oi, tid in update.matched.items()
+                     if observations[oi].origin != "redetection"}  # fmt: skip
+        corrected = {tid: m for tid, m in corrected.items() if m.any()}
         if corrected:
-            self.propagator.correct({t: m for t, m in corrected.items() if t in masks})
+            self.propagator.correct({t: m for t, m in corrected.items() if t in objects})
             for tid, m in corrected.items():
-                masks[tid], boxes[tid] = m, mask_to_box(m)
+                obj = objects.setdefault(tid, TrackedObject(tid, m, None, 0.0, None))
+                obj.mask, obj.box = m, mask_to_box(m)
         leaving = list(update.lost) + list(update.ended)
         self.propagator.remove_objects(leaving)
         for tid in leaving:
-            masks.pop(tid, None)
-            scores.pop(tid, None)
+            objects.pop(tid, None)
         seeds = {**update.born, **update.recovered}
         if seeds:
-            new = {tid: obs_masks[oi] for oi, tid in seeds.items()}
+            new = {tid: _full_mask(observations[oi], h, w) for oi, tid in seeds.items()}
             self.propagator.add_objects(features, new)
             for oi, tid in seeds.items():
-                masks[tid] = obs_masks[oi]
-                scores[tid] = float(observations[oi].score)
-                boxes[tid] = mask_to_box(obs_masks[oi])
+                obs = observations[oi]
+                box = mask_to_box(new[tid])
+                objects[tid] = TrackedObject(tid, new[tid], box, float(obs.score), obs.prototype)
         return FrameResult(
             source_id=self.source_id,
             frame_index=frame.index,
@@ -252,65 +176,14 @@ class Tracker:
             width=w,
             height=h,
             backbone=self.backbone_name,
-            tracks=self._tracks(frame.index, masks, scores, boxes),
+            tracks=self._tracks(frame.index, objects),
         )
 
-    def _redetect_lost(self, features: FeatureMap, h: int, w: int) -> list[Observation]:
-        """Where each lost track's prototype matches best in this frame, if well enough: the
-        region of grid cells around the peak whose similarity is within ``redetect_margin`` of
-        it. The identity manager decides (appearance, gating) whether it is the lost object."""
-        lost = self.identities.live_ids((TrackState.LOST,))
-        if not lost or self.config.redetect_threshold is None:
-            return []
-        from scipy import ndimage
-
-        grid = features.grid
-        out: list[Observation] = []
-        for tid in lost:
-            proto = self.identities.prototype(tid)
-            if proto is None or proto.shape[0] != grid.shape[-1]:
-                continue
-            sim = grid @ proto
-            peak = float(sim.max())
-            if peak < self.config.redetect_threshold:
-                continue
-            labels, _ = ndimage.label(sim >= peak - self.config.redetect_margin)
-            cells = labels == labels[np.unravel_index(int(sim.argmax()), sim.shape)]
-            mask = cv2.resize(cells.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-            box = mask_to_box(mask.astype(bool))
-            if box is not None:
-                label = self.identities.label(tid)
-                out.append(Observation(box, mask.astype(bool), peak, label, for_lost=True))
-        return out
-
-    def _due_prompts(self, frame: Frame, features: FeatureMap) -> list[Observation]:
-        """Observations of the prompts acting on this frame: first applications of prompts whose
-        frame has come (user prompts: from_prompt), then re-detections and external detections of
-        prompts applied before (not from_prompt)."""
-        from pipeline.prompts import DetectionsPrompt, applies_at, resolve_prompts
-
-        due = [p for p in self._pending if p.frame <= frame.index]
-        if due:
-            self._pending = [p for p in self._pending if p.frame > frame.index]
-            self._applied.extend(due)
-        firsts = [p for p in due if not isinstance(p, DetectionsPrompt)]
-        later = [
-            p
-            for p in self._applied
-            if not any(p is f for f in firsts) and applies_at(p, frame.index)[0]
-        ]
-        kwargs = {"text_detector": self.text_detector, "backbone": self.backbone}
-        observations: list[Observation] = []
-        if firsts:
-            observations += resolve_prompts(firsts, frame.image, features, self.segmenter, **kwargs)
-        if later:
-            observations += resolve_prompts(
-                later, frame.image, features, self.segmenter, frame_index=frame.index, **kwargs
-            )
-        return observations
-
-    def _masks(self, probs: np.ndarray, image: np.ndarray) -> dict[int, _ObjectView]:
-        """Each object's full-size mask, confidence, soft map and prototype weights.
+    def _masks(
+        self, probs: np.ndarray, image: np.ndarray, features: FeatureMap
+    ) -> dict[int, TrackedObject]:
+        """Each object's full-size mask, box, confidence, soft map and feature prototype (the
+        mean of the patch features weighted by its probability where it wins).
 
         An object's pixels are those where its probability beats the best other channel. Both maps
         are upsampled only over the object's own region (its cells with probability above
@@ -331,12 +204,15 @@ class Tracker:
         second = np.take_along_axis(decide, order[1:2], 0)[0]
         winner = order[0]
         sy, sx = height / h, width / w
-        views: dict[int, _ObjectView] = {}
+        grid = features.grid.reshape(-1, features.grid.shape[-1])
+        views: dict[int, TrackedObject] = {}
         for ch, tid in enumerate(ids, start=1):
             p = probs[ch]
             cells = winner == ch
             near = cells | (p > cfg.crop_above)
-            view = _ObjectView(np.zeros((height, width), bool), 0.0, None, p * cells)
+            weights = (p * cells).reshape(-1)
+            proto = _unit(np.einsum("kc,k->c", grid, weights)) if weights.any() else None
+            view = TrackedObject(tid, np.zeros((height, width), bool), None, 0.0, proto)
             views[tid] = view
             if not near.any():
                 continue
@@ -360,7 +236,7 @@ class Tracker:
             view.score = float(p[cells].mean()) if cells.any() else float(p.max())
         return views
 
-    def _refine(self, frame: Frame, features: FeatureMap, views: dict[int, _ObjectView]) -> None:
+    def _refine(self, frame: Frame, features: FeatureMap, views: dict[int, TrackedObject]) -> None:
         """Segmenter refinement on keyframes or low confidence; writes back into the memory."""
         cfg = self.config
         if getattr(self.segmenter, "name", "none") == "none":
@@ -402,29 +278,24 @@ class Tracker:
         if refined:
             self.propagator.correct(refined)
 
-    def _tracks(
-        self,
-        frame_index: int,
-        masks: dict[int, np.ndarray],
-        scores: dict[int, float],
-        boxes: dict[int, tuple[float, float, float, float] | None],
-    ) -> list[Track]:
+    def _tracks(self, frame_index: int, objects: dict[int, TrackedObject]) -> list[Track]:
         """Published tracks: the identity manager decides the box of tracks that follow detections
         (motion model), the mask's box stands for the others."""
         tracks = []
         for tid in self.identities.live_ids():
             state = self.identities.state(tid)
-            mask = masks.get(tid)
+            obj = objects.get(tid)
+            mask = None if obj is None else obj.mask
             box = None
             if mask is not None:
-                box = self.identities.published_box(tid, frame_index, mask.shape, boxes.get(tid))
+                box = self.identities.published_box(tid, frame_index, mask.shape, obj.box)
             visible = mask is not None and box is not None and state != TrackState.LOST
             tracks.append(
                 Track(
                     id=tid,
                     label=self.identities.label(tid),
                     state=state,
-                    score=float(scores.get(tid, 0.0)) if visible else 0.0,
+                    score=float(obj.score) if visible else 0.0,
                     box=box if visible else None,
                     mask=rle_encode(mask) if visible else None,
                 )
@@ -439,8 +310,7 @@ class Tracker:
             "last_index": self._last_index,
             "propagator": self.propagator.state_dict(),
             "identities": self.identities.state_dict(),
-            "pending_prompts": [p.to_json() for p in self._pending],
-            "applied_prompts": [p.to_json() for p in self._applied],
+            "prompts": self.prompts.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -448,7 +318,4 @@ class Tracker:
         self._last_index = state["last_index"]
         self.propagator.load_state_dict(state["propagator"])
         self.identities.load_state_dict(state["identities"])
-        from pipeline.prompts import prompts_from_json
-
-        self._pending = prompts_from_json(state["pending_prompts"])
-        self._applied = prompts_from_json(state["applied_prompts"])
+        self.prompts.load_state_dict(state["prompts"])

@@ -3,6 +3,7 @@ what pyproject.toml declares. No Docker engine or cluster is needed."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import typing
@@ -156,6 +157,9 @@ def check_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
         value: Any = settings
         for name in path:
             value = getattr(value, name)
+        if isinstance(value, list):  # a JSON list in the environment
+            assert [str(v) for v in value] == json.loads(ours[k]), f"{k} loads as {value!r}"
+            continue
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         assert shown == ours[k], f"{k}={ours[k]!r} loads as {value!r}"
 

@@ -111,7 +111,7 @@ def test_run_davis_end_to_end(tmp_path) -> None:
     from pipeline.models.config import BackboneConfig
     from pipeline.models.mobilenet import MobileNetV2Backbone
     from pipeline.models.registry import build_segmenter
-    from pipeline.tracking.tracker import TrackerConfig
+    from pipeline.tracking.config import TrackerConfig
 
     make_davis(tmp_path / "davis")
     backbone = MobileNetV2Backbone(BackboneConfig(name="mobilenetv2-imagenet", short_side=192))

@@ -216,7 +216,7 @@ def test_dinotrack_rows_report_published_boxes_of_confirmed_tracks() -> None:
     """Every confirmed track with a published box is a row (its own box, a coasted one included);
     matched_only keeps the tracks matched to one of the frame's detections, not re-detections."""
     from pipeline.eval.mot import _dinotrack_rows
-    from pipeline.tracking.identities import IdentityUpdate
+    from pipeline.tracking.records import IdentityUpdate
     from pipeline.types import FrameResult, Track, TrackState
 
     tracks = [

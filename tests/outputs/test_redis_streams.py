@@ -5,16 +5,16 @@ import numpy as np
 import redis
 
 from pipeline.masks import rle_encode
+from pipeline.outputs.config import PublishConfig
 from pipeline.outputs.redis_streams import (
-    PublishConfig,
     Publisher,
     TrackReader,
     last_frame_index,
     read_events,
     read_frames,
 )
-from pipeline.types import FrameResult, Track, TrackState
-from pipeline.wire import Event, frames_key, state_key
+from pipeline.types import Event, FrameResult, Track, TrackState
+from pipeline.wire import PREFIX, frames_key, state_key
 
 
 def _result(i: int, sid: str = "s") -> FrameResult:
@@ -134,7 +134,7 @@ def test_auth_and_acl_users_work_through_the_url(tmp_path) -> None:
                 break
             except RedisUnavailable:
                 time.sleep(0.05)
-        admin.acl_setuser("analytics", enabled=True, passwords=["+pw1"], keys=["dinotrack:*"],
+        admin.acl_setuser("analytics", enabled=True, passwords=["+pw1"], keys=[f"{PREFIX}:*"],
                           commands=["+@all"])  # fmt: skip
         user = connect(f"redis://analytics:pw1@127.0.0.1:{port}/0")
         pub = Publisher(user, "secure")

@@ -135,7 +135,8 @@ def test_write_png_round_trips_rgb(clip, tmp_path):
 
 @pytest.fixture()
 def published(redis_url, square_clip):
-    from pipeline.outputs.redis_streams import PublishConfig, Publisher, connect
+    from pipeline.outputs.config import PublishConfig
+    from pipeline.outputs.redis_streams import Publisher, connect
 
     clip, boxes = square_clip
     client = connect(redis_url)

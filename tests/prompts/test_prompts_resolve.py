@@ -33,7 +33,7 @@ def test_all_requests_of_a_frame_go_to_one_segment_call() -> None:
     scribble = ScribblePrompt(polyline=[(120, 100), (140, 100)], spacing=10)
     obs = resolve_prompts([big, small, points, scribble], image, fm, seg)
     assert [o.label for o in obs] == ["big", None, None, None]
-    assert all(o.from_prompt and o.score == pytest.approx(0.9) for o in obs)
+    assert all(o.origin == "prompt" and o.score == pytest.approx(0.9) for o in obs)
     # one call: the segmenter shares the overlap out (separate calls would give overlapping masks)
     ring = box_to_mask(big.box, H, W) & ~box_to_mask(small.box, H, W)
     np.testing.assert_array_equal(obs[0].mask, ring)
@@ -50,7 +50,7 @@ def test_mask_prompt_needs_no_segmenter(files: dict[str, Path]) -> None:
     obs = resolve_prompts([prompt], scene(), blank_features(), ExclusiveBoxSegmenter())
     assert [o.box for o in obs] == [(60.0, 50.0, 100.0, 90.0), (130.0, 100.0, 150.0, 110.0)]
     assert [int(o.mask.sum()) for o in obs] == [1600, 200]
-    assert all(o.from_prompt and o.label == "person" and o.score == 1.0 for o in obs)
+    assert all(o.origin == "prompt" and o.label == "person" and o.score == 1.0 for o in obs)
 
 
 def test_detections_are_observations_not_prompts(files: dict[str, Path]) -> None:
@@ -64,7 +64,7 @@ def test_detections_are_observations_not_prompts(files: dict[str, Path]) -> None
     ]
     assert [o.score for o in obs] == [0.9, 0.4, 1.0]  # detector scores, clipped to [0, 1]
     assert [o.label for o in obs] == [None, None, "edge"]
-    assert not any(o.from_prompt for o in obs)
+    assert not any(o.origin == "prompt" for o in obs)
     later = resolve_prompts(
         [dets], scene(), blank_features(), ExclusiveBoxSegmenter(), frame_index=2
     )
@@ -76,9 +76,9 @@ def test_text_prompt_goes_through_the_detector_then_the_segmenter() -> None:
     seg, fm = ExclusiveBoxSegmenter(), blank_features()
     obs = resolve_prompts([prompt], scene(), fm, seg, RedDetector(), frame_index=0)
     assert sorted(o.box for o in obs) == [(20.0, 30.0, 50.0, 50.0), (100.0, 70.0, 140.0, 100.0)]
-    assert all(o.label == "red" and o.from_prompt and o.score == 1.0 for o in obs)
+    assert all(o.label == "red" and o.origin == "prompt" and o.score == 1.0 for o in obs)
     redetected = resolve_prompts([prompt], scene(), fm, seg, RedDetector(), frame_index=10)
-    assert len(redetected) == 2 and not any(o.from_prompt for o in redetected)
+    assert len(redetected) == 2 and not any(o.origin == "prompt" for o in redetected)
     assert resolve_prompts([prompt], scene(), fm, seg, RedDetector(), frame_index=7) == []
     with pytest.raises(PromptError, match=r"^prompt 0 \(text 'red, blue'\): a text prompt needs"):
         resolve_prompts([prompt], scene(), fm, seg)
@@ -118,7 +118,7 @@ def test_exemplar_matches_become_box_observations() -> None:
     assert box == pytest.approx((24, 16, 56, 40), abs=6)
     prompt = ExemplarPrompt(image="ref.jpg", box=(0, 0, 1, 1), exemplar=ex, label="cup")
     (obs,) = resolve_prompts([prompt], scene(), fm, ExclusiveBoxSegmenter())
-    assert obs.from_prompt and obs.label == "cup" and obs.score == pytest.approx(1.0)
+    assert obs.origin == "prompt" and obs.label == "cup" and obs.score == pytest.approx(1.0)
     assert obs.box == pytest.approx(box)
     nothing = one_hot_features(np.where(cells == 1, 3, cells))
     with pytest.raises(PromptError) as info:

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.wire import Event
+from pipeline.types import Event
 
 
 def level(index: int) -> int:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.tracking.propagation import LabelPropagator, PropagationConfig
+from pipeline.tracking.config import PropagationConfig
+from pipeline.tracking.propagation import LabelPropagator
 from pipeline.types import FeatureMap
 
 

@@ -10,7 +10,8 @@ from pipeline.masks import mask_iou, mask_to_box
 from pipeline.models.config import BackboneConfig
 from pipeline.models.mobilenet import MobileNetV2Backbone
 from pipeline.models.registry import build_segmenter
-from pipeline.tracking.tracker import Tracker, TrackerConfig
+from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.tracker import Tracker
 from pipeline.types import Frame, Observation, TrackState
 
 SIZE = (192, 256)
@@ -60,7 +61,7 @@ def scene(
 
 
 def prompt(mask: np.ndarray, label: str) -> Observation:
-    return Observation(mask_to_box(mask), mask, 1.0, label, from_prompt=True)
+    return Observation(mask_to_box(mask), mask, 1.0, label, origin="prompt")
 
 
 def frame(i: int, img: np.ndarray) -> Frame:
@@ -120,7 +121,7 @@ def test_prompt_applies_at_first_processed_frame_at_or_after_its_frame(backbone,
     frames, ma, mb = scene(12, cross=False)
     id_map = ma[3].astype(np.uint16)  # A as object 1 of a mask drawn on frame 3
     tracker = Tracker("test", TrackerConfig(), segmenter, backbone.name)
-    tracker.add_prompts([MaskPrompt(id_map=id_map, frame=3, label="red")])
+    tracker.prompts.add([MaskPrompt(id_map=id_map, frame=3, label="red")])
     for i in range(0, 12, 2):  # every other frame: frame 3 is never processed
         img = frames[i]
         result = tracker.step(frame(i, img), backbone.features([img])[0])

@@ -16,9 +16,7 @@ from pipeline.wire import state_key
 
 
 def dinotrack(*args: str, cwd: Path | None = None, timeout: int = 240):
-    env = dict(
-        os.environ, RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", DINOTRACK_RAY__NUM_CPUS="2"
-    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DINOTRACK_RAY__NUM_CPUS="2")
     return subprocess.run(
         [sys.executable, "-m", "workers.cli", *args],
         capture_output=True,

@@ -89,6 +89,23 @@ def test_bad_values_are_refused_with_the_allowed_ones():
         metrics.apply([("os.system", ("true",))])
 
 
+def test_metrics_listen_on_loopback_unless_told_otherwise():
+    from pipeline.settings import load_settings
+    from tests.conftest import non_loopback_ipv4, reachable
+
+    assert load_settings().worker.metrics_host == "127.0.0.1"
+    assert load_settings(worker={"metrics_host": "0.0.0.0"}).worker.metrics_host == "0.0.0.0"
+    address = non_loopback_ipv4()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to try the metrics port on")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics.start_metrics_server(port)
+    assert reachable("127.0.0.1", port)
+    assert not reachable(address, port), f"metrics port {port} answers on {address}"
+
+
 def test_metrics_server_serves_the_registry():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,17 +12,18 @@ import redis
 
 from pipeline.outputs.redis_streams import read_events, read_frames
 from pipeline.settings import Settings, load_settings
-from pipeline.wire import JOBS_STREAM, Job, encode_job, frames_key, state_key
+from pipeline.wire import JOBS_STREAM, Job, encode_job, frames_key, source_keys, state_key
 from tests.conftest import moving_square_frames, write_video
 from workers.runner import SourceRun, init_ray
 from workers.service import GROUP, Worker, request_stop, source_states, submit_job
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     s = load_settings(
         backbone={"name": "mobilenetv2-imagenet", "short_side": 224},
         ray={"num_cpus": 2, "max_in_flight": 4},
+        worker={"allowed_roots": [tmp_path_factory.getbasetemp()]},  # the clips' folders
     )
     init_ray(s)
     return s
@@ -177,7 +178,7 @@ def test_chunked_run_reads_as_one_continuous_run(settings: Settings, long_clip, 
     results = list(read_frames(client, "chunked"))
     assert [r.frame_index for r in results] == list(range(90))
     assert {t.id for r in results for t in r.tracks} == {1}  # the same object, the same id
-    assert not client.keys("dinotrack:chunked~chunk*")  # temporary streams removed
+    assert not [k for p in source_keys("chunked~chunk*") for k in client.keys(p)]  # removed
     assert client.hget(state_key("chunked"), "status") == b"finished"
 
 

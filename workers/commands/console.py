@@ -26,7 +26,9 @@ def say(message: str, console: Console = err) -> None:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error and exit."""
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    from pipeline.redact import redact
+
+    err.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)
     raise typer.Exit(code)
 
 

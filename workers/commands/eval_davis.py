@@ -43,7 +43,7 @@ def davis(
     from pipeline.eval.davis import dumps, read_sequence_list, run_davis
     from pipeline.models.config import BackboneConfig, SegmenterConfig
     from pipeline.models.registry import build_backbone, build_segmenter
-    from pipeline.tracking.tracker import TrackerConfig
+    from pipeline.tracking.config import TrackerConfig
 
     names = read_sequence_list(sequences)
     cfg = TrackerConfig()

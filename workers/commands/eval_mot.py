@@ -63,7 +63,7 @@ def mot(
     from pipeline.eval.noise import NoiseConfig, make_noisy_detections
     from pipeline.models.config import BackboneConfig, SegmenterConfig
     from pipeline.models.registry import build_backbone, build_segmenter
-    from pipeline.tracking.tracker import TrackerConfig
+    from pipeline.tracking.config import TrackerConfig
 
     sequence = read_sequence(seq)
     noise = None

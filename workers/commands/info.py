@@ -19,4 +19,9 @@ def probe(source: SourceArg, debug: DebugOpt = False) -> None:
 def show_config(config: ConfigOpt = None) -> None:
     """Print the effective settings (defaults < file < DINOTRACK_* environment) as JSON."""
     with guarded(False):
-        print(settings_from(config).model_dump_json(indent=2))
+        from pipeline.redact import redact_url
+
+        settings = settings_from(config).model_dump(mode="json")
+        if settings["redis_url"]:
+            settings["redis_url"] = redact_url(settings["redis_url"])
+        print(json.dumps(settings, indent=2))

@@ -78,6 +78,10 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics here.")
     ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host", help="Address metrics listen on [worker.metrics_host]."),
+    ] = None,
     http_port: Annotated[
         int | None, typer.Option("--http-port", help="Serve the web page here.")
     ] = None,
@@ -96,7 +100,9 @@ def worker(
 
     with guarded(debug, log_warnings=True):
         settings = settings_from(config, redis_url=redis, data_dir=data_dir,
-                                 ray={"address": address}, debug=debug or None)  # fmt: skip
+                                 ray={"address": address}, debug=debug or None,
+                                 worker={"metrics_host": metrics_host})  # fmt: skip
+        from pipeline.redact import redact, redact_url
         from workers.redis_target import redis_url_for
         from workers.service import Worker
 
@@ -107,13 +113,13 @@ def worker(
             if metrics_port is not None:
                 from workers.metrics import start_metrics_server
 
-                start_metrics_server(metrics_port)
+                start_metrics_server(metrics_port, settings.worker.metrics_host)
             web = None
             if http_port is not None:
                 from workers.http import start_http_server
 
                 web = start_http_server(url, http_port, http_host)
-            say(f"worker {w.name} taking jobs from dinotrack:jobs at {url}")
+            say(f"worker {w.name} taking jobs from dinotrack:jobs at {redact_url(url)}")
             try:
                 w.run(stop=stop, max_jobs=max_jobs)
             except KeyboardInterrupt:
@@ -122,4 +128,5 @@ def worker(
                 if web is not None:
                     web.shutdown()
         for job in w.finished:
-            say(f"{job.get('source_id', '?')}: {job['status']} {job.get('error') or ''}")
+            error = redact(job.get("error") or "")
+            say(f"{job.get('source_id', '?')}: {job['status']} {error}")

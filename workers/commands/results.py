@@ -39,7 +39,7 @@ def tail(
     with guarded(debug):
         settings = settings_from(config, redis_url=redis, data_dir=data_dir)
         from pipeline.outputs.redis_streams import TrackReader, connect
-        from pipeline.wire import frame_result_to_dict, state_key
+        from pipeline.wire import frame_result_to_dict, frames_key, state_key
         from workers.redis_target import redis_url_for
 
         with redis_url_for(settings, announce=not as_json) as url:
@@ -57,7 +57,7 @@ def tail(
                     continue
                 status = client.hget(state_key(source_id), "status")
                 if status is None or status.decode() in {"finished", "failed", "stopped"}:
-                    if status is None and not client.exists(f"dinotrack:{source_id}:frames"):
+                    if status is None and not client.exists(frames_key(source_id)):
                         say(f"no frames published for source '{source_id}'")
                     break
 

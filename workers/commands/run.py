@@ -70,6 +70,7 @@ def run(
         )
         from pipeline.prompts import prompts_to_json
         from pipeline.sources import probe as probe_source
+        from pipeline.wire import frames_key
         from workers.redis_target import redis_url_for
         from workers.runner import run_source
 
@@ -78,7 +79,7 @@ def run(
         if not prompt_list:
             fail("no prompt given — add --box x0,y0,x1,y1, --mask PNG, --point x,y or --prompts")
         prompt_list = check_prompts(prompt_list, info.width, info.height)
-        if any(p.kind == "text" for p in prompt_list):  # fail now, not in an actor
+        if any(p.needs_text_detector for p in prompt_list):  # fail now, not in an actor
             from pipeline.models.text_detector import DEFAULT_MODEL
             from pipeline.models.weights import resolve_hf_model
 
@@ -86,7 +87,7 @@ def run(
         resolve_backbone(settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:
-            err.print(Text(f"publishing to dinotrack:{sid}:frames"))
+            err.print(Text(f"publishing to {frames_key(sid)}"))
             progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -157,5 +158,7 @@ def print_summary(summary) -> None:
             f"dropped {pub.get('dropped', 0)})",
         )
     if summary.error:
-        table.add_row("error", Text(summary.error))
+        from pipeline.redact import redact
+
+        table.add_row("error", Text(redact(summary.error)))
     out.print(table)
