@@ -6,7 +6,6 @@ Each command group lives in its own module under ``workers/commands/``; importin
 
 from __future__ import annotations
 
-
 import typer
 
 from workers.commands.control import prompt, status, stop
