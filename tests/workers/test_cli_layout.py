@@ -70,3 +70,24 @@ def test_commands_do_not_import_the_app_and_the_app_is_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_control_commands_load_no_heavy_module(redis_url: str) -> None:
+    """status, stop, prompt and config run without torch, OpenCV, transformers, Ray or SciPy."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from workers.cli import app\n"
+        f"url = {redis_url!r}\n"
+        "import redis\n"
+        "redis.Redis.from_url(url).hset('dinotrack:light:state', mapping={'status': 'running'})\n"
+        "runs = [['status', '--redis', url], ['stop', 'light', '--redis', url], ['config'],\n"
+        "        ['prompt', 'light', '--box', '1,1,9,9', '--point', '3,3', '--redis', url]]\n"
+        "for args in runs:\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "heavy = {'torch', 'cv2', 'transformers', 'ray', 'scipy'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
