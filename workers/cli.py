@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Track objects in videos with self-supervised patch features; results go to Redis.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: [@frame], [file stem] print as written
 )
 eval_app = typer.Typer(help="Score the tracker on benchmark data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")

@@ -34,7 +34,10 @@ def status(
         if as_json:
             print(json.dumps(rows, indent=2))
             return
-        table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts", "error")
+        table = Table()
+        for column in ("source", "state", "frames", "fps", "lag", "dropped", "restarts"):
+            table.add_column(column, no_wrap=True)  # narrow columns keep their width
+        table.add_column("error", overflow="fold", min_width=20)  # a long error wraps instead
         for r in rows:
             done, total = r.get("frames_done", ""), r.get("total", "")
             table.add_row(Text(r["source_id"]), r.get("status", ""),

@@ -31,14 +31,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 # --- what a job reads and how --------------------------------------------------------------
 SourceArg = Annotated[str, typer.Argument(help="Video file, image folder, or stream URL.")]
 SourceIdOpt = Annotated[
-    str | None, typer.Option("--source-id", help="Names the Redis keys [file stem].")
+    str | None,
+    typer.Option("--source-id", help="Names the source's Redis keys [the file stem]."),
 ]
 PublishedSourceIdOpt = Annotated[
     str, typer.Option("--source-id", help="Source whose published results to read.")
 ]
 StrideOpt = Annotated[int | None, typer.Option("--stride", help="Process every Nth frame.")]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First frame: index or HH:MM:SS.")]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Last frame: index or HH:MM:SS.")]
+EndOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--end", help="End of the range, not included: index or HH:MM:SS (--end 10: frames 0-9)."
+    ),
+]
 
 # --- models ----------------------------------------------------------------------------------
 _backbone = typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workers.commands.console import err, fail, guarded
+from workers.commands.console import fail, guarded, say
 from workers.commands.options import (
     ConfigOpt,
     DataDirOpt,
@@ -96,7 +96,7 @@ def render(
                     for earlier in results[:-1]:
                         renderer.remember(earlier)
                     write_png(out, renderer.draw(image.image, results[-1]))
-                    err.print(f"wrote frame {index} of '{source_id}' to {out}", highlight=False)
+                    say(f"wrote frame {index} of '{source_id}' to {out}")
                     return
                 written = render_video(
                     read_frames(client, source_id), source, out, RenderConfig(trail=TRAIL)
@@ -106,4 +106,4 @@ def render(
             if written == 0:
                 fail(f"no published frame of '{source_id}' matched a frame of {video} — "
                      "is it the source's video?")  # fmt: skip
-            err.print(f"wrote {written} frames of '{source_id}' to {out}", highlight=False)
+            say(f"wrote {written} frames of '{source_id}' to {out}")
