@@ -91,6 +91,7 @@ def prompt(
             fail("nothing to send — give prompts (--box, --mask, ...) or --remove-track ID")
         with redis_url_for(settings) as url:
             client = connect(url)
+            check_target(client, source_id, remove_track)
             if prompt_list:
                 payload = prompts_to_json(prompt_list)["prompts"]
                 client.xadd(control_key(source_id), encode_control("add_prompts", prompts=payload))
@@ -100,3 +101,32 @@ def prompt(
                 )
         say(f"sent {len(prompt_list)} prompt(s), {len(remove_track)} removal(s) to "
             f"'{source_id}'", out)  # fmt: skip
+
+
+RECENT_FRAMES = 500
+"""`prompt --remove-track` looks for the track among this many last published frames."""
+
+
+def check_target(client, source_id: str, remove_track: list[int]) -> None:
+    """Refuse a control message nobody acts on: an unknown or ended source, an unknown track."""
+    from pipeline.outputs.redis_streams import last_frame_index, read_frames
+    from pipeline.wire import state_key
+
+    status = client.hget(state_key(source_id), "status")
+    if status is None:
+        fail(f"no source '{source_id}' is known to this Redis — see `dinotrack status`")
+    if status.decode() in {"finished", "failed", "stopped"}:
+        fail(f"source '{source_id}' has {status.decode()}: prompts reach a queued or running "
+             "source only — run it again with these prompts")  # fmt: skip
+    if not remove_track:
+        return
+    last = last_frame_index(client, source_id)
+    seen = set()
+    if last is not None:
+        for result in read_frames(client, source_id, max(0, last - RECENT_FRAMES), last):
+            seen.update(t.id for t in result.tracks)
+    for track_id in remove_track:
+        if track_id not in seen:
+            known = ", ".join(str(t) for t in sorted(seen)) or "none yet"
+            fail(f"source '{source_id}' has no track {track_id} in its last {RECENT_FRAMES} "
+                 f"frames (tracks: {known}) — see `dinotrack tail {source_id}`")  # fmt: skip

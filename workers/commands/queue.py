@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from workers.commands.console import guarded, out, say, settings_from
-from workers.commands.jobs import check_prompts, default_source_id, job_overrides
+from workers.commands.console import fail, guarded, out, say, settings_from
+from workers.commands.jobs import (
+    check_job,
+    check_prompts,
+    default_source_id,
+    job_overrides,
+    refuse_live_range,
+)
 from workers.commands.options import (
     AddressOpt,
     BackboneOpt,
@@ -54,11 +60,19 @@ def submit(
         from workers.service import submit_job
 
         overrides = job_overrides(backbone, segmenter, stride, start, end)
-        load_settings(None, **overrides)  # refuse bad values now, not in the worker
         prompt_list = prompt_args.parse()
-        if not is_live(source) and Path(source).exists():
-            info = probe_source(source, settings.source)
+        job_source = load_settings(None, **overrides).source  # refuse bad values now
+        if is_live(source):
+            refuse_live_range(source, (start, end, stride))
+        else:
+            path = Path(source).expanduser().resolve()  # the worker may run elsewhere
+            if not path.exists():
+                fail(f"{source} not found — give an existing video file or image folder, "
+                     "or a stream URL")  # fmt: skip
+            source = str(path)
+            info = probe_source(source, job_source)
             prompt_list = check_prompts(prompt_list, info.width, info.height)
+            check_job(info, prompt_list, job_source, (start, end, stride))
         sid = source_id or default_source_id(source)
         job = Job(source=source, source_id=sid, prompts=prompts_to_json(prompt_list)["prompts"],
                   settings=drop_none(overrides))  # fmt: skip

@@ -58,7 +58,8 @@ def tail(
                 status = client.hget(state_key(source_id), "status")
                 if status is None or status.decode() in {"finished", "failed", "stopped"}:
                     if status is None and not client.exists(frames_key(source_id)):
-                        say(f"no frames published for source '{source_id}'")
+                        fail(f"no source '{source_id}' is known to this Redis — see "
+                             "`dinotrack status`")  # fmt: skip
                     break
 
 

@@ -9,7 +9,13 @@ import typer
 from rich.markup import escape
 
 from workers.commands.console import err, fail, guarded, out, settings_from
-from workers.commands.jobs import check_prompts, default_source_id, job_overrides, resolve_backbone
+from workers.commands.jobs import (
+    check_job,
+    check_prompts,
+    default_source_id,
+    job_overrides,
+    resolve_backbone,
+)
 from workers.commands.options import (
     AddressOpt,
     BackboneOpt,
@@ -79,6 +85,8 @@ def run(
         if not prompt_list:
             fail("no prompt given — add --box x0,y0,x1,y1, --mask PNG, --point x,y or --prompts")
         prompt_list = check_prompts(prompt_list, info.width, info.height)
+        check_job(info, prompt_list, settings.source, (start, end, stride), overlap)
+        n_chunks = chunk_count(chunks, info.frames, settings)
         if any(p.needs_text_detector for p in prompt_list):  # fail now, not in an actor
             from pipeline.models.text_detector import DEFAULT_MODEL
             from pipeline.models.weights import resolve_hf_model
@@ -106,7 +114,6 @@ def run(
                     progress.update(task, completed=done, total=total, fps=fps)
 
                 prompt_json = prompts_to_json(prompt_list)["prompts"]
-                n_chunks = chunk_count(chunks, info.frames, settings)
                 if n_chunks > 1:
                     from workers.chunks import run_chunked
 
