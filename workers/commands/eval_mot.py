@@ -34,7 +34,7 @@ def mot(
     out: Annotated[
         Path,
         typer.Option("--out", help="dinotrack's tracks (MOT txt); peers' go next to it."),
-    ] = Path("mot-out/tracks.txt"),
+    ] = Path("runs/mot/tracks.txt"),
     drop: Annotated[
         float, typer.Option("--drop", help="Noise: fraction of gt boxes dropped.")
     ] = 0.10,
