@@ -14,6 +14,7 @@ from workers.commands.options import (
     ShortSide,
     TrackerConfigFile,
 )
+from workers.commands.progress import sequence_progress
 
 
 def davis(
@@ -53,7 +54,13 @@ def davis(
         cfg = TrackerConfig.model_validate(yaml.safe_load(tracker_config.read_text()) or {})
     bb = build_backbone(BackboneConfig(name=backbone, short_side=short_side, device=device))
     seg = build_segmenter(segmenter, SegmenterConfig(device=device))
-    result = run_davis(root, names, bb, seg, cfg, out, max_frames)
+    with sequence_progress(len(names)) as bars:
+
+        def done(seq: str, scores: dict[str, float]) -> None:
+            bars.finished(seq, f"J&F {scores['J&F']:.3f} (J {scores['J']:.3f}, F "
+                          f"{scores['F']:.3f}), {scores['frames']:.0f} frames")  # fmt: skip
+
+        result = run_davis(root, names, bb, seg, cfg, out, max_frames, bars.frame, done)
     result["setup"] = {
         "backbone": bb.name,
         "segmenter": segmenter,
