@@ -18,7 +18,8 @@ Variants (``--variants``, comma-separated; default all):
   default); ``s8-f{4,6,8}[-c{80,95}]``: other full-resolution radii and pre-pass thresholds.
 * ``s8-r12``: the default with DINO's radius 12 (cells; 96 input pixels at stride 8).
 * ``s8-bilinear``, ``s8-mem3`` (3 previous frames), ``s8-top10``, ``s8-r8`` (radius 8),
-  ``s8-norm`` (per-channel normalisation before the arg-max).
+  ``s8-norm`` (per-channel normalisation before the arg-max), ``s8-noverify`` (no presence
+  verification of the prompted object: propagation alone, the default before long-term tracking).
 
 Usage: ``python benchmarks/davis.py [--root R] [--sequences a,b] [--max-frames N]``; prints JSON.
 """
@@ -49,7 +50,7 @@ from pipeline.eval.davis import read_labels, score_sequence, sequence_frames, tr
 from pipeline.models.config import BackboneConfig
 from pipeline.models.mobilenet import MobileNetV2Backbone
 from pipeline.models.registry import build_segmenter
-from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.config import PresenceConfig, TrackerConfig
 from pipeline.tracking.propagation import downsample_mask
 from pipeline.types import FeatureMap
 
@@ -151,6 +152,7 @@ def variants() -> dict[str, tuple[int, TrackerConfig | None]]:
         "s8-top10": (8, TrackerConfig(propagation=p.model_copy(update={"topk": 10}))),
         "s8-r8": (8, TrackerConfig(propagation=p.model_copy(update={"radius": 8}))),
         "s8-norm": (8, TrackerConfig(normalize_channels=True)),
+        "s8-noverify": (8, TrackerConfig(presence=PresenceConfig(verify=False))),
         **{
             f"s8-f{rf}" + (f"-c{round(100 * sure)}" if sure else ""): (
                 8,

@@ -136,6 +136,8 @@ class Observation:
             later re-detection: it joins, recovers or starts a track) or ``"redetection"`` (the
             tracker's own re-detection of a lost track: it may only recover a lost track, never
             start one or count against a followed one).
+        for_track: For a re-detection by a lost track's own verifier (the tracker's global
+            search), that track: it brings that very track back, wherever it is in the frame.
         prototype: (C,) feature prototype of the observed region, or None (the tracker fills it
             in from the patch features under the mask, or under the box).
     """
@@ -145,6 +147,7 @@ class Observation:
     score: float = 1.0
     label: str | None = None
     origin: Literal["prompt", "detection", "redetection"] = "detection"
+    for_track: int | None = None
     prototype: np.ndarray | None = None
 
 

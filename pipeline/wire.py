@@ -10,12 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.limits import MAX_JOB_BYTES, LimitError, load_json
 from pipeline.redact import redact
 from pipeline.types import Event, FrameResult, Track, TrackState
 
 SCHEMA_VERSION = "1.0"
 PREFIX = "dinotrack"
 JOBS_STREAM = f"{PREFIX}:jobs"
+ON_EXISTING = (None, "fresh", "resume")
 
 
 def frames_key(source_id: str) -> str:
@@ -116,7 +118,7 @@ def encode_frame_result(result: FrameResult) -> dict[str, str]:
     return {"schema": SCHEMA_VERSION, "data": json.dumps(frame_result_to_dict(result))}
 
 
-def _fields_json(fields: dict) -> dict[str, Any]:
+def _fields_json(fields: dict, max_bytes: int | None = None) -> dict[str, Any]:
     def s(v: Any) -> str:
         return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -129,7 +131,11 @@ def _fields_json(fields: dict) -> dict[str, Any]:
             f"entry has schema {norm['schema']!r}; this reader understands {SCHEMA_VERSION}"
         )
     try:
-        return json.loads(norm["data"])
+        if max_bytes is None:
+            return json.loads(norm["data"])
+        return load_json(norm["data"].encode(), "entry 'data'", max_bytes)
+    except LimitError as exc:
+        raise WireError(str(exc)) from exc
     except json.JSONDecodeError as exc:
         raise WireError(f"entry 'data' is not JSON: {exc}") from exc
 
@@ -180,6 +186,8 @@ class Job:
     settings: dict[str, Any] = field(default_factory=dict)
     job_id: str = ""
     submitted: float = 0.0
+    on_existing: str | None = None
+    """What to do when the source id already has results: "fresh", "resume", or None (refuse)."""
 
 
 def encode_job(job: Job) -> dict[str, str]:
@@ -190,13 +198,14 @@ def encode_job(job: Job) -> dict[str, str]:
         "prompts": job.prompts,
         "settings": job.settings,
         "submitted": job.submitted,
+        "on_existing": job.on_existing,
     }
     return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}
 
 
 def decode_job(fields: dict) -> Job:
     """A job from its entry; raises WireError naming what is missing or malformed."""
-    d = _fields_json(fields)
+    d = _fields_json(fields, max_bytes=MAX_JOB_BYTES)
     if not isinstance(d, dict):
         raise WireError("job 'data' must be a JSON object")
     missing = [k for k in ("source", "source_id") if not d.get(k)]
@@ -204,6 +213,8 @@ def decode_job(fields: dict) -> Job:
         raise WireError(f"job lacks {', '.join(missing)} — submit with a source and --source-id")
     if not isinstance(d.get("prompts", []), list) or not isinstance(d.get("settings", {}), dict):
         raise WireError("job 'prompts' must be a list and 'settings' an object")
+    if d.get("on_existing") not in ON_EXISTING:
+        raise WireError(f"job 'on_existing' must be one of {ON_EXISTING}, not {d['on_existing']!r}")
     return Job(
         source=str(d["source"]),
         source_id=str(d["source_id"]),
@@ -211,6 +222,7 @@ def decode_job(fields: dict) -> Job:
         settings=dict(d.get("settings", {})),
         job_id=str(d.get("job_id", "")),
         submitted=float(d.get("submitted", 0.0)),
+        on_existing=d.get("on_existing"),
     )
 
 

@@ -272,7 +272,9 @@ class TrackerActor(_Metered):
         if any(p.needs_text_detector for p in parsed):
             from pipeline.models.text_detector import TextDetector
 
-            text_detector = TextDetector(device=settings.backbone.device)
+            text_detector = TextDetector(
+                device=settings.backbone.device, cache_dir=settings.backbone.cache_dir
+            )
         schedule = PromptSchedule(
             segmenter,
             text_detector=text_detector,
@@ -349,22 +351,42 @@ class PublisherActor(_Metered):
 
     def checkpoint(self, snapshot: tuple[int | None, dict]) -> bool:
         """Store a tracker checkpoint once every result before it is in Redis."""
+        import redis
+
         from pipeline.outputs.checkpoints import save_checkpoint
 
         index, state = snapshot
-        if index is None or not self.publisher.flush(block=True, timeout_s=5.0):
+        pub = self.publisher
+        if index is None or pub.failure or not pub.flush(block=True, timeout_s=5.0):
+            return False  # never a checkpoint past frames that are not stored
+        try:
+            save_checkpoint(pub.client, pub.source_id, index, state)
+        except (redis.RedisError, OSError):
             return False
-        save_checkpoint(self.publisher.client, self.publisher.source_id, index, state)
         return True
 
-    def flush(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        self.publisher.flush(block=True, timeout_s=timeout_s)
-        s = self.publisher.stats
+    def flush(self) -> dict[str, Any]:
+        """Write everything queued (retrying up to ``give_up_s``); the publish figures.
+
+        ``failure`` names the frames that could not be stored, if any (the run fails with it).
+        """
+        from pipeline.outputs.redis_streams import PublishFailed
+
+        pub = self.publisher
+        if not pub.flush(block=True, timeout_s=pub.config.give_up_s) and pub.pending:
+            try:
+                pub.give_up(f"Redis refused writes for {pub.config.give_up_s:g} s at the end: "
+                            f"{pub.last_refusal}")  # fmt: skip
+            except PublishFailed:
+                pub.flush(block=False)  # the publish.failed event, if Redis takes it now
+        s = pub.stats
         return {
             "published": s.published,
             "duplicates": s.duplicates,
             "dropped": s.dropped,
             "retries": s.retries,
-            "pending": self.publisher.pending,
+            "republished": s.republished,
+            "pending": pub.pending,
             "errors": s.errors[-5:],
+            "failure": pub.failure,
         }

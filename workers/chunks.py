@@ -20,7 +20,7 @@ from typing import Any
 import ray
 import redis
 
-from pipeline.outputs.redis_streams import Publisher, read_frames
+from pipeline.outputs.redis_streams import Publisher, PublishFailed, read_frames
 from pipeline.settings import Settings
 from pipeline.tracking.stitch import IdStitcher, match_ids
 from pipeline.types import Event, FrameResult, Track
@@ -192,9 +192,14 @@ def run_chunked(
     summary.seconds = time.perf_counter() - t0
     publisher.event(Event("source.error" if errors else "source.eof", source_id, time.time(),
                           message=summary.error))  # fmt: skip
-    publisher.flush(block=True)
+    if not publisher.flush(block=True, timeout_s=settings.publish.give_up_s) and publisher.pending:
+        try:
+            publisher.give_up(f"Redis refused writes at the end: {publisher.last_refusal}")
+        except PublishFailed as exc:
+            summary.error = str(exc)
     publisher.set_state(status=summary.status, frames_done=summary.frames,
                         fps=round(summary.fps, 2), last_error=summary.error or "")  # fmt: skip
+    publisher.flush(block=True, timeout_s=settings.publish.give_up_s)
     summary.publish = {
         "published": publisher.stats.published,
         "duplicates": publisher.stats.duplicates,

@@ -10,10 +10,12 @@ import typer
 
 from workers.commands.control import prompt, status, stop
 from workers.commands.eval_davis import davis
+from workers.commands.eval_lt import lt
 from workers.commands.eval_mot import mot
 from workers.commands.info import probe, show_config
 from workers.commands.models import models_app
 from workers.commands.queue import submit, worker
+from workers.commands.redis import redis_server
 from workers.commands.render import render
 from workers.commands.results import export, tail
 from workers.commands.run import run
@@ -31,8 +33,10 @@ app.add_typer(models_app, name="models")
 for command in (run, probe, tail, export, submit, worker, status, stop, prompt, render):
     app.command()(command)
 app.command("config")(show_config)
+app.command("redis")(redis_server)
 eval_app.command("davis")(davis)
 eval_app.command("mot")(mot)
+eval_app.command("lt")(lt)
 
 
 def main() -> None:

@@ -4,13 +4,18 @@
 The server writes an append-only file and an RDB snapshot in the data directory; a later command on
 the same data directory finds the running server (through ``redis.json``) or starts a new one on the
 same files, so results outlive the command that produced them.
+
+The server listens on a Unix socket in the data directory, ``<data-dir>/redis.sock``, and on no
+TCP port: the address is the same for every start of the same folder (a consumer needs no port
+that changes per call), two folders can never collide on a port, and only users who may enter
+the folder can connect (the socket is mode 700). `dinotrack redis` starts it for consumers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,12 +23,8 @@ from pathlib import Path
 import redis
 
 STATE_FILE = "redis.json"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SOCKET_FILE = "redis.sock"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
 def _executable() -> str:
@@ -43,16 +44,38 @@ def _alive(url: str) -> bool:
 
 
 class EmbeddedRedis:
-    """A Redis server bound to 127.0.0.1 that keeps its data in ``data_dir``.
+    """A Redis server on the Unix socket ``<data_dir>/redis.sock`` that keeps its data there.
 
     Args:
-        data_dir: Folder for the append-only file, the snapshot and ``redis.json`` (URL and pid).
+        data_dir: Folder for the socket, the append-only file, the snapshot and ``redis.json``
+            (URL and pid).
     """
 
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.socket = self.data_dir / SOCKET_FILE
         self.url: str | None = None
         self._proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        """The URL this folder's server always has (``unix://<data_dir>/redis.sock``)."""
+        return f"unix://{self.socket}"
+
+    def command(self) -> list[str]:
+        """The server's command line (also used by tests to restart it on the same socket)."""
+        return [
+            _executable(),
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--dbfilename", "dump.rdb",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "60 1",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
 
     @property
     def owned(self) -> bool:
@@ -76,24 +99,19 @@ class EmbeddedRedis:
         if existing:
             self.url = existing
             return existing
+        if len(str(self.socket)) > MAX_SOCKET_PATH:
+            raise RuntimeError(
+                f"the embedded Redis socket path {self.socket} is longer than {MAX_SOCKET_PATH} "
+                "characters (a Unix socket limit) — use a shorter --data-dir, or pass --redis URL"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
-        args = [
-            _executable(),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(self.data_dir),
-            "--dbfilename", "dump.rdb",
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "60 1",
-            "--protected-mode", "yes",
-            "--logfile", str(self.data_dir / "redis.log"),
-        ]  # fmt: skip
         self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        url = f"redis://127.0.0.1:{port}/0"
+        url = self.address
         deadline = time.monotonic() + timeout_s
         while not _alive(url):
             if self._proc.poll() is not None or time.monotonic() > deadline:
@@ -109,28 +127,49 @@ class EmbeddedRedis:
         (self.data_dir / STATE_FILE).write_text(json.dumps({"url": url, "pid": self._proc.pid}))
         return url
 
+    def detach(self) -> None:
+        """Leave the server this object started running after this process ends."""
+        self._proc = None
+
     def stop(self) -> None:
         """Save and stop the server if this object started it; leave it running otherwise."""
         if self._proc is None:
             return
-        try:
-            client = redis.Redis.from_url(self.url, socket_timeout=10)
-            client.shutdown(save=True)
-        except (redis.RedisError, OSError):
-            pass
+        self._shutdown(self.url or self.address)
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        self._forget(self._proc.pid)
+        self._proc = None
+
+    def stop_running(self) -> bool:
+        """Save and stop whichever server serves this folder (started by any process)."""
+        url = self.running_url()
+        if url is None:
+            return False
+        pid = json.loads((self.data_dir / STATE_FILE).read_text()).get("pid")
+        self._shutdown(url)
+        deadline = time.monotonic() + 10
+        while isinstance(pid, int) and pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._forget(pid)
+        return True
+
+    @staticmethod
+    def _shutdown(url: str) -> None:
+        with contextlib.suppress(redis.RedisError, OSError):  # the server exits at once
+            redis.Redis.from_url(url, socket_timeout=10).shutdown(save=True)
+
+    def _forget(self, pid: object) -> None:
         state = self.data_dir / STATE_FILE
         if state.is_file():
             try:
-                if json.loads(state.read_text()).get("pid") == self._proc.pid:
+                if json.loads(state.read_text()).get("pid") == pid:
                     state.unlink()
             except ValueError:
                 state.unlink()
-        self._proc = None
 
     def __enter__(self) -> str:
         return self.start()

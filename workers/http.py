@@ -2,8 +2,8 @@
 
 Routes:
 
-- ``/``: the sources (Redis keys ``dinotrack:*:state``) with status, frames, fps and last error;
-  the page reloads itself every 2 s.
+- ``/``: the sources (Redis keys ``dinotrack:*:state``) with status, frames, fps, backbone and
+  last error; the page reloads itself every 2 s.
 - ``/source/<id>``: a live view of one source: the latest published frame drawn over the source
   video's frame of the same index (`pipeline.outputs.render`), refreshed in the page.
 - ``/source/<id>/latest.jpg``: that image as one JPEG.
@@ -239,11 +239,11 @@ def index_page(states: list[dict[str, Any]]) -> bytes:
             f"<tr id='source-{html.escape(sid, quote=True)}'>"
             f"<td><a href='/source/{quote(sid, safe='')}'>{html.escape(sid)}</a></td>"
             f"<td class='{status}'>{status}</td><td>{frames}</td><td>{_fmt(s.get('fps'))}</td>"
-            f"<td>{_fmt(s.get('last_error'))}</td></tr>"
+            f"<td>{_fmt(s.get('backbone'))}</td><td>{_fmt(s.get('last_error'))}</td></tr>"
         )
     table = (
         "<table><thead><tr><th>source</th><th>status</th><th>frames</th><th>fps</th>"
-        f"<th>last error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<th>backbone</th><th>last error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         if rows
         else "<p id='empty'>No sources yet: start one with <code>dinotrack submit</code>.</p>"
     )
@@ -269,6 +269,7 @@ function refresh() {{
   fetch("/api/sources/{q}").then(r => r.json()).then(s => {{
     state.textContent = `${{s.status}} · frame ${{s.last_frame ?? "-"}} · ` +
       `${{s.frames_done ?? 0}}${{s.total ? " / " + s.total : ""}} frames · ${{s.fps ?? "-"}} fps` +
+      (s.backbone ? ` · backbone ${{s.backbone}}` : "") +
       (s.last_error ? ` · error: ${{s.last_error}}` : "");
   }}).catch(() => {{}});
 }}

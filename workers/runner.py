@@ -150,6 +150,7 @@ class SourceRun:
                 break
             except ray.exceptions.RayError as exc:
                 s.error = _cause(exc)
+                log.error("%s failed: %s", self.source_id, s.error)
                 break
         s.seconds = time.perf_counter() - t0
         self._finish(publisher)
@@ -168,7 +169,7 @@ class SourceRun:
         if live:  # a live frame goes out at once: latency over round trips
             publish = settings.publish.model_copy(update={"batch": 1})
             settings = settings.model_copy(update={"publish": publish})
-        s.backbone, _ = resolve_backbone_name(settings.backbone.name)
+        s.backbone, _ = resolve_backbone_name(settings.backbone)
         source = SourceActor.options(**opts).remote(
             self.uri, self.source_id, settings.source, start
         )
@@ -189,7 +190,8 @@ class SourceRun:
             self._start_error = _cause(exc)
             raise StartFailed(self._start_error) from exc
         s.total = info.get("frames")
-        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts}
+        status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts,
+                  "backbone": s.backbone}  # fmt: skip
         self._get(publisher.set_state.remote(status))
         try:
             ray.get(tracker.pid.remote())
@@ -243,6 +245,8 @@ class SourceRun:
             if submitted % 10 == 0 and self._poll_control(tracker):
                 break
         settle(0)
+        if self.checkpoint_every:  # the state at the end: a later --resume continues from here
+            publisher.checkpoint.remote(tracker.snapshot.remote())
         self._collect_metrics(0, wait=True)
 
     def _collect_metrics(self, in_flight: int, wait: bool = False) -> None:
@@ -318,10 +322,15 @@ class SourceRun:
         # sources report their own end and errors; only a source that never opened is reported here
         events = [self._event("source.error", self._start_error)] if self._start_error else []
         if publisher is not None:
+            wait_s = self.settings.publish.give_up_s + 30
             try:
+                s.publish = ray.get(publisher.flush.remote(), timeout=wait_s)
+                if s.publish["failure"] and not s.error:  # frames not stored: never a success
+                    s.error = s.publish["failure"]
+                fields.update(status=s.status, last_error=s.error or "")
                 publisher.events.remote(events)
                 publisher.set_state.remote(fields)
-                s.publish = ray.get(publisher.flush.remote(), timeout=60)
+                s.publish = ray.get(publisher.flush.remote(), timeout=wait_s)
                 return
             except ray.exceptions.RayError as exc:
                 log.warning("publisher of %s lost at the end: %s", self.source_id, exc)

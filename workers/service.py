@@ -46,7 +46,13 @@ GROUP = "workers"
 
 
 def submit_job(client: redis.Redis, job: Job) -> str:
-    """Queue a job; returns its id. The source's state becomes ``queued``."""
+    """Queue a job; returns its id. The source's state becomes ``queued``.
+
+    Raises RerunRefused when the re-run rule refuses it (see `workers.rerun`).
+    """
+    from workers import rerun
+
+    rerun.check_submit(client, job)
     job.job_id = job.job_id or uuid.uuid4().hex[:12]
     job.submitted = job.submitted or time.time()
     client.hset(
@@ -54,7 +60,8 @@ def submit_job(client: redis.Redis, job: Job) -> str:
         mapping={"status": "queued", "source": redact(job.source), "job_id": job.job_id,
                  "last_error": "", "frames_done": 0},
     )  # fmt: skip
-    client.xadd(JOBS_STREAM, encode_job(job))
+    entry_id = client.xadd(JOBS_STREAM, encode_job(job))
+    rerun.mark_queued(client, job, entry_id.decode())
     return job.job_id
 
 
@@ -65,7 +72,11 @@ def request_stop(client: redis.Redis, source_id: str) -> str:
         raise ValueError(f"no source '{source_id}' is known to this Redis — see `dinotrack status`")
     client.xadd(control_key(source_id), encode_control("stop"))
     if status == b"queued":
+        from workers.rerun import job_key
+
         client.hset(state_key(source_id), "status", "stopped")
+        if job_id := client.hget(state_key(source_id), "job_id"):
+            client.hset(job_key(job_id.decode()), "status", "stopped")
     return status.decode()
 
 
@@ -194,20 +205,30 @@ class Worker:
             self.client.xack(JOBS_STREAM, GROUP, entry_id)
             self.finished.append({"entry_id": entry_id, "status": "failed", "error": str(exc)})
             return
-        status = self.client.hget(state_key(job.source_id), "status")
-        if status == b"stopped":
+        from workers import rerun
+
+        try:
+            admission = rerun.admit(self.client, job, entry_id, takeover=resumed)
+        except rerun.RerunRefused as exc:
+            rerun.refuse(self.client, job, entry_id, str(exc))
+            self._event(job, "job.refused", str(exc))
+            self.finished.append({"entry_id": entry_id, "source_id": job.source_id,
+                                  "status": "refused", "error": str(exc)})  # fmt: skip
+            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+            return
+        if not admission.run:
             self.client.xack(JOBS_STREAM, GROUP, entry_id)
             self.finished.append({"entry_id": entry_id, "source_id": job.source_id,
-                                  "status": "stopped", "error": None})  # fmt: skip
+                                  "status": admission.status, "error": None})  # fmt: skip
             return
         running = _Running(entry_id, job, threading.Thread())
-        running.thread = threading.Thread(
-            target=self._run_job, args=(running, resumed), name=f"job-{job.source_id}", daemon=True
-        )
+        running.thread = threading.Thread(target=self._run_job, args=(running, admission.resume),
+                                          name=f"job-{job.source_id}", daemon=True)  # fmt: skip
         self.running[entry_id] = running
         running.thread.start()
 
     def _run_job(self, running: _Running, resumed: bool) -> None:
+        from pipeline.models.registry import resolve_backbone_name
         from workers.runner import SourceRun
 
         try:  # what a queued job may ask (workers/job_rules.py): refused before anything opens
@@ -221,6 +242,9 @@ class Worker:
         self._event(job, "job.started", None, resumed=resumed, worker=self.name)
         try:
             settings = merge_settings(self.settings, job.settings)
+            settings.backbone.name, note = resolve_backbone_name(settings.backbone)
+            if note:
+                self._event(job, "backbone.chosen", note, backbone=settings.backbone.name)
             prompts = self._valid_prompts(job, settings)
             backbone, segmenter = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
@@ -263,10 +287,8 @@ class Worker:
 
     def _models(self, settings: Settings) -> tuple[Any, Any]:
         """The worker's shared backbone and segmenter actors for these settings (one per config)."""
-        from pipeline.models.registry import resolve_backbone_name
         from workers.actors import start_backbone, start_segmenter
 
-        settings.backbone.name, _ = resolve_backbone_name(settings.backbone.name)
         keys = (settings.backbone.model_dump_json(),
                 f"{settings.segmenter}|{settings.sam.model_dump_json()}")  # fmt: skip
         with self._lock:
@@ -280,6 +302,9 @@ class Worker:
         for entry_id, running in list(self.running.items()):
             if running.thread.is_alive():
                 continue
+            from workers.rerun import ended
+
+            ended(self.client, running.job, running.result["status"], running.result.get("error"))
             self.client.xack(JOBS_STREAM, GROUP, entry_id)
             del self.running[entry_id]
             self.finished.append({"entry_id": entry_id, "source_id": running.job.source_id,

@@ -31,8 +31,10 @@ class Backbone(Protocol):
 class MaskRequest:
     """What to segment for one object of one frame (any combination of the fields).
 
-    points: (N, 2) xy pixels of the original frame; point_labels: (N,) 1 = object, 0 = background;
-    box: (x0, y0, x1, y1) pixels; mask_input: (H, W) bool or float prior (e.g. a propagated mask).
+    points: (N, 2) xy pixel indices of the original frame (x = column, y = row; a point is that
+    pixel's centre); point_labels: (N,) 1 = object, 0 = background; box: (x0, y0, x1, y1) pixel
+    edges, x1 and y1 exclusive (``pipeline.masks.mask_to_box``); mask_input: (H, W) bool or float
+    prior (e.g. a propagated mask).
     """
 
     points: np.ndarray | None = None

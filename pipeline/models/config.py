@@ -46,9 +46,11 @@ class SegmenterConfig(BaseModel):
         cache_dir: Where SAM checkpoints are cached; None means ``~/.cache/dinotrack/sam``.
         allow_download: Download a missing checkpoint (off, or ``HF_HUB_OFFLINE=1``, makes a missing
             checkpoint an error that says how to get it).
-        multimask: Ask SAM for three candidate masks per object and keep the one with the best
-            predicted IoU; False asks for a single mask.
-        max_objects_per_call: Objects decoded together in one batched SAM decoder call.
+        multimask: For a single ambiguous prompt (one point alone, or one box alone) ask SAM for
+            three candidate masks and keep the one with the best predicted IoU; other prompts
+            always get a single mask. False asks for a single mask every time.
+        max_objects_per_call: Objects decoded together in one batched SAM decoder call (objects
+            whose prompts have the same shape).
         guided_radius: Radius in pixels of the guided filter that upsamples feature-only masks.
         guided_eps: Regularisation of that guided filter (intensities in [0, 1]); smaller follows
             image edges more closely.

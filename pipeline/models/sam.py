@@ -7,11 +7,16 @@ a CPU; on a GPU it is fast enough for more.
 
 The image embedding is computed once per frame and reused for every object and prompt of that frame
 (cached by the identity of the image array: pass a new array for a new frame, never one refilled
-in place). Objects with the same kind of prompt (points, box, mask input, or a combination) are
-decoded together in one batched call (the steps of ``SamPredictor.predict_torch``, with the best
-candidate chosen before upsampling); point lists of different lengths are padded with SAM's "not a
-point" label (-1). With ``multimask`` SAM proposes three masks per object and the one with the
-best predicted IoU is kept.
+in place). Objects whose prompts have the same shape (number of points, a box or not, a mask input
+or not) are decoded together in one batched call (the steps of ``SamPredictor.predict_torch``, with
+the best candidate chosen before upsampling), so each object's mask is the one it gets decoded
+alone. With ``multimask``, a single ambiguous prompt (one point alone, or one box alone) gets three
+candidate masks and the one with the best predicted IoU is kept; any other combination (several
+points, point + box, a mask prior) gets SAM's single mask, as SAM's authors advise.
+
+Coordinates: points are pixel indices (x = column, y = row), as ``SamPredictor`` takes them; boxes
+are pixel edges with x1, y1 exclusive (``pipeline.masks.mask_to_box``), turned here into SAM's
+corner pixel indices (x1 - 1, y1 - 1; SAM's own ``batched_mask_to_box`` convention).
 """
 
 from __future__ import annotations
@@ -94,10 +99,10 @@ class SamSegmenter:
         self, image: np.ndarray, features: FeatureMap | None, requests: Sequence[MaskRequest]
     ) -> list[MaskProposal]:
         """One mask per request; all requests share one image embedding (``features`` unused)."""
-        groups: dict[tuple[bool, bool, bool], list[int]] = {}
+        groups: dict[tuple[int, bool, bool], list[int]] = {}
         for i, req in enumerate(requests):
             key = (
-                req.points is not None and len(req.points) > 0,
+                0 if req.points is None else len(req.points),
                 req.box is not None,
                 req.mask_input is not None,
             )
@@ -117,19 +122,23 @@ class SamSegmenter:
 
     @torch.inference_mode()
     def _decode(self, reqs: list[MaskRequest]) -> list[MaskProposal]:
-        """One batched prompt-encoder + mask-decoder call for requests of the same prompt kind."""
+        """One batched prompt-encoder + mask-decoder call for requests of the same prompt shape."""
         pred = self.predictor
         size = pred.original_size
         coords = labels = boxes = masks = None
         first = reqs[0]
-        if first.points is not None and len(first.points) > 0:
+        n_points = 0 if first.points is None else len(first.points)
+        if n_points:
             coords, labels = self._points(reqs)
             coords = pred.transform.apply_coords_torch(coords, size)
         if first.box is not None:
-            boxes = torch.tensor([r.box for r in reqs], dtype=torch.float32, device=self.device)
+            corners = [(x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)) for x0, y0, x1, y1 in
+                       (r.box for r in reqs)]  # fmt: skip
+            boxes = torch.tensor(corners, dtype=torch.float32, device=self.device)
             boxes = pred.transform.apply_boxes_torch(boxes, size)
         if first.mask_input is not None:
             masks = torch.stack([self._mask_logits(r.mask_input) for r in reqs])
+        ambiguous = masks is None and (n_points, boxes is not None) in ((1, False), (0, True))
         # predict_torch's steps, with the best of the candidate masks chosen at low resolution so
         # only one mask per object is upsampled to the frame (3x less memory and time at 1080p)
         sam = self.model
@@ -141,7 +150,7 @@ class SamSegmenter:
             image_pe=sam.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
-            multimask_output=self.config.multimask,
+            multimask_output=self.config.multimask and ambiguous,
         )
         rows = torch.arange(len(reqs), device=iou.device)
         best = iou.argmax(dim=1)
@@ -151,10 +160,10 @@ class SamSegmenter:
         return [MaskProposal(chosen[b], float(scores[b])) for b in range(len(reqs))]
 
     def _points(self, reqs: list[MaskRequest]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N, 2) coordinates and (B, N) labels, padded with label -1 ("not a point")."""
-        n = max(len(r.points) for r in reqs)
+        """(B, N, 2) coordinates and (B, N) labels of requests with N points each."""
+        n = len(reqs[0].points)
         coords = np.zeros((len(reqs), n, 2), np.float32)
-        labels = np.full((len(reqs), n), -1, np.int64)
+        labels = np.zeros((len(reqs), n), np.int64)
         for b, r in enumerate(reqs):
             pts = np.asarray(r.points, np.float32).reshape(-1, 2)
             lab = np.ones(len(pts)) if r.point_labels is None else np.asarray(r.point_labels)

@@ -1,8 +1,9 @@
 """Open-vocabulary boxes from text queries: OWLv2 (transformers ``Owlv2ForObjectDetection``).
 
 Text prompts ("a dog", "red cup") become boxes that the segmenter turns into masks. Images are
-prepared as OWLv2's own processor does (pad to a square at the bottom/right with grey, resize to the
-model's input size, CLIP mean/std) with torch ops; boxes come back in pixels of the original frame.
+prepared by transformers' ``Owlv2ImageProcessor`` itself (pad to a square at the bottom/right with
+0.0 after rescaling, as the official implementation; Gaussian anti-aliasing, resize to the model's
+input size, CLIP mean/std); boxes come back in pixels of the original frame.
 transformers is imported lazily. Weights resolve through ``pipeline.models.weights``.
 """
 
@@ -13,16 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pipeline.models.base import ModelError
 from pipeline.models.device import inference_dtype, resolve_device
 from pipeline.models.weights import resolve_hf_model
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-PAD_VALUE = 0.5  # OWLv2 pads with grey after rescaling to [0, 1]
 
 Box = tuple[float, float, float, float]
 
@@ -64,7 +61,7 @@ class TextDetector:
         half: bool = False,
         nms_iou: float | None = 0.3,
     ) -> None:
-        from transformers import AutoTokenizer, Owlv2ForObjectDetection
+        from transformers import AutoTokenizer, Owlv2ForObjectDetection, Owlv2ImageProcessor
 
         path = resolve_hf_model(
             model, weights, cache_dir, alternative="or prompt with boxes or points instead of text"
@@ -72,9 +69,10 @@ class TextDetector:
         try:
             hf_model = Owlv2ForObjectDetection.from_pretrained(str(path))
             tokenizer = AutoTokenizer.from_pretrained(str(path))
+            processor = Owlv2ImageProcessor.from_pretrained(str(path))
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the OWLv2 model {model} from {path}: {exc}") from exc
-        self._setup(model, hf_model, tokenizer, device, half, nms_iou)
+        self._setup(model, hf_model, tokenizer, processor, device, half, nms_iou)
 
     @classmethod
     def from_model(
@@ -85,10 +83,17 @@ class TextDetector:
         half: bool = False,
         nms_iou: float | None = 0.3,
         name: str = "owlv2",
+        processor: Any = None,
     ) -> TextDetector:
-        """Wrap an already built ``Owlv2ForObjectDetection`` and its tokenizer."""
+        """Wrap an already built ``Owlv2ForObjectDetection`` and its tokenizer; ``processor``
+        (an ``Owlv2ImageProcessor``) defaults to OWLv2's at the model's input size."""
+        from transformers import Owlv2ImageProcessor
+
+        if processor is None:
+            side = int(hf_model.config.vision_config.image_size)
+            processor = Owlv2ImageProcessor(size={"height": side, "width": side})
         detector = cls.__new__(cls)
-        detector._setup(name, hf_model, tokenizer, device, half, nms_iou)
+        detector._setup(name, hf_model, tokenizer, processor, device, half, nms_iou)
         return detector
 
     def _setup(
@@ -96,6 +101,7 @@ class TextDetector:
         name: str,
         hf_model: Any,
         tokenizer: Any,
+        processor: Any,
         device: str,
         half: bool,
         nms_iou: float | None,
@@ -105,22 +111,15 @@ class TextDetector:
         self.dtype = inference_dtype(self.device, half)
         self.model = hf_model.eval().to(device=self.device, dtype=self.dtype)
         self.tokenizer = tokenizer
+        self.processor = processor
         self.nms_iou = nms_iou
-        self.image_size = int(hf_model.config.vision_config.image_size)
         self.max_text_length = int(hf_model.config.text_config.max_position_embeddings)
-        self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
 
     def _pixels(self, image: np.ndarray) -> torch.Tensor:
-        h, w = image.shape[:2]
-        side = max(h, w)
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        x = x.permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        x = F.pad(x, (0, side - w, 0, side - h), value=PAD_VALUE)
-        x = F.interpolate(
-            x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True
-        )
-        return ((x - self._mean) / self._std).to(self.dtype)
+        """The model input of one frame, prepared by ``Owlv2ImageProcessor`` on the model's
+        device."""
+        out = self.processor(images=image, return_tensors="pt", device=self.device)
+        return out["pixel_values"].to(device=self.device, dtype=self.dtype)
 
     @torch.inference_mode()
     def detect(

@@ -1,4 +1,5 @@
-"""ViT backbones: DINOv2 (transformers ``Dinov2Model``) and DINO (transformers ``ViTModel``).
+"""ViT backbones: DINOv2 (transformers ``Dinov2Model``, or ``Dinov2WithRegistersModel`` for a
+checkpoint with register tokens) and DINO (transformers ``ViTModel``).
 
 Patch tokens of the last layer (after the final layer norm) form the (h, w, C) grid, the CLS token
 is the global vector; both are L2-normalised. Frames are resized so the short side is
@@ -11,6 +12,7 @@ transformers is imported lazily (it costs seconds), only when a model is built.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +88,11 @@ ARCHITECTURES: dict[str, ViTArch] = {
     "dino-vitb8": ViTArch("dino", 768, 12, 12, 8),
 }
 
-#: Prefixes of a base model's keys inside a checkpoint saved from a model with a head.
-_KEY_PREFIXES = ("dinov2.", "vit.")
+#: transformers model types a folder may hold for each family of ``ViTArch``.
+MODEL_TYPES: dict[str, tuple[str, ...]] = {
+    "dinov2": ("dinov2", "dinov2_with_registers"),
+    "dino": ("vit",),
+}
 
 
 def _model_class(model_type: str) -> tuple[Any, dict[str, Any]]:
@@ -95,26 +100,96 @@ def _model_class(model_type: str) -> tuple[Any, dict[str, Any]]:
         from transformers import Dinov2Model
 
         return Dinov2Model, {}
+    if model_type == "dinov2_with_registers":
+        from transformers import Dinov2WithRegistersModel
+
+        return Dinov2WithRegistersModel, {}
     if model_type == "vit":
         from transformers import ViTModel
 
         return ViTModel, {"add_pooling_layer": False}
-    raise ModelError(f"unsupported ViT model type {model_type!r}; expected dinov2 or vit")
+    raise ModelError(
+        f"unsupported ViT model type {model_type!r}; expected dinov2, dinov2_with_registers or vit"
+    )
 
 
-def _load_file_weights(model: torch.nn.Module, path: Path, name: str) -> None:
-    state = load_state_dict(path)
-    for prefix in _KEY_PREFIXES:
-        if any(k.startswith(prefix) for k in state):
-            state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-    state = {k: v for k, v in state.items() if not k.startswith("pooler.")}
+def _folder_config(path: Path, name: str, arch: ViTArch) -> Any:
+    """The transformers config of a model folder, checked to be of ``name``'s family."""
+    from transformers import AutoConfig
+
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+        hf_config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the model config in {path} for {name}: {exc}") from exc
+    allowed = MODEL_TYPES[arch.family]
+    if hf_config.model_type not in allowed:
         raise ModelError(
-            f"{path} does not fit the {name} architecture ({exc}); give the transformers weights "
-            f"of {name} (a Hugging Face folder, or its model.safetensors)"
-        ) from exc
+            f"{path} holds a {hf_config.model_type} model, not {name} (model type "
+            f"{' or '.join(allowed)}); give {name}'s weights or name the matching backbone"
+        )
+    return hf_config
+
+
+def _names(keys: list[str], limit: int = 12) -> str:
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def _file_as_folder(path: Path, arch: ViTArch, folder: Path) -> Path:
+    """A model folder for a single weights file: the architecture's config beside the file
+    (a .pt/.pth state dict is read safely and rewritten as safetensors)."""
+    arch.hf_config().save_pretrained(folder)
+    target = folder / "model.safetensors"
+    if path.suffix == ".safetensors":
+        target.symlink_to(path.resolve())
+    else:
+        from safetensors.torch import save_file
+
+        state = load_state_dict(path)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(target))
+    return folder
+
+
+def load_model(path: Path, name: str, arch: ViTArch) -> torch.nn.Module:
+    """The model at ``path`` (a Hugging Face model folder or a single weights file), strictly.
+
+    One path for both: transformers' ``from_pretrained`` (which maps the checkpoint's key names to
+    the model's, and takes a base model out of a checkpoint with a head) on the folder, or on a
+    folder made of the file and ``arch``'s config. A pooler in the checkpoint is ignored (the
+    backbone has none); any other missing or unexpected key is an error.
+
+    Raises:
+        ModelError: unreadable or truncated weights, a folder of another model family, or keys
+            that are missing, unexpected or of another shape (the message names them).
+    """
+    fix = (
+        f"give the transformers weights of {name} (a Hugging Face folder, or its model.safetensors)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = path if path.is_dir() else _file_as_folder(path, arch, Path(tmp))
+        hf_config = _folder_config(folder, name, arch)
+        model_cls, kwargs = _model_class(hf_config.model_type)
+        try:
+            model, info = model_cls.from_pretrained(str(folder), output_loading_info=True, **kwargs)
+        except Exception as exc:  # transformers, safetensors and torch errors of a bad file
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            if "mismatched_sizes" in detail:
+                raise ModelError(
+                    f"{path} does not fit the {name} architecture (tensors of another shape, "
+                    f"see the load report above); {fix}"
+                ) from exc
+            raise ModelError(
+                f"cannot read weights of {name} from {path} ({type(exc).__name__}: {detail}); {fix}"
+            ) from exc
+    missing = sorted(info["missing_keys"])
+    unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith("pooler."))
+    problems = [f"{what} keys {_names(keys)}" for what, keys in
+                (("missing", missing), ("unexpected", unexpected)) if keys]  # fmt: skip
+    if problems:
+        raise ModelError(
+            f"{path} does not fit the {name} architecture: {'; '.join(problems)}; {fix}"
+        )
+    return model
 
 
 class ViTBackbone:
@@ -156,18 +231,7 @@ class ViTBackbone:
             )
         arch = ARCHITECTURES[name]
         path = resolve_hf_model(name, weights=config.weights, cache_dir=config.cache_dir)
-        if path.is_dir():
-            model_cls, kwargs = _model_class("dinov2" if arch.family == "dinov2" else "vit")
-            try:
-                model = model_cls.from_pretrained(str(path), **kwargs)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"cannot load {name} from {path}: {exc}") from exc
-            return cls(name, model, config)
-        hf_config = arch.hf_config()
-        model_cls, kwargs = _model_class(hf_config.model_type)
-        model = model_cls(hf_config, **kwargs)
-        _load_file_weights(model, path, name)
-        return cls(name, model, config)
+        return cls(name, load_model(path, name, arch), config)
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """Model input size (H_in, W_in) for a frame of (height, width): the short side is

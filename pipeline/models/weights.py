@@ -191,9 +191,25 @@ def _hub_has(repo: str) -> bool:
         return False
 
 
-def weights_available(name: str, cache_dir: Path | None = None) -> bool:
-    """Whether a model's weights can be had without error: cached locally, or on a reachable hub
-    (one metadata request, no download; none at all when ``HF_HUB_OFFLINE`` is set)."""
+def local_hf_weights(
+    name: str, weights: Path | None = None, cache_dir: Path | None = None
+) -> Path | None:
+    """Where a Hugging Face model's weights are on this machine, in the order ``resolve_hf_model``
+    looks: the explicit ``weights`` path (when it exists), then the cache; None when neither."""
+    if weights is not None:
+        path = Path(weights).expanduser()
+        return path if path.exists() else None
+    return _cached_snapshot(hf_repo(name), cache_dir)
+
+
+def weights_available(
+    name: str, cache_dir: Path | None = None, weights: Path | None = None
+) -> bool:
+    """Whether a model's weights can be had without error: an explicit ``weights`` path, the
+    cache, or a reachable hub (one metadata request, no download; none at all when
+    ``HF_HUB_OFFLINE`` is set)."""
+    if weights is not None:
+        return Path(weights).expanduser().exists()
     if name == MOBILENET:
         from pipeline.models.mobilenet import default_weights_path
 
@@ -202,10 +218,9 @@ def weights_available(name: str, cache_dir: Path | None = None) -> bool:
         spec = SAM_CHECKPOINTS[sam_type(name)]
         cache = sam_cache_dir(cache_dir)
         return (cache / spec.filename).is_file() or (not is_offline() and _url_reachable(spec.url))
-    repo = hf_repo(name)
-    if _cached_snapshot(repo, cache_dir) is not None:
+    if local_hf_weights(name, cache_dir=cache_dir) is not None:
         return True
-    return not is_offline() and _hub_has(repo)
+    return not is_offline() and _hub_has(hf_repo(name))
 
 
 def _url_reachable(url: str) -> bool:

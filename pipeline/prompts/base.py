@@ -20,6 +20,8 @@ Box = tuple[float, float, float, float]
 #: Every prompt kind by its JSON name, filled as the kinds are defined.
 KINDS: dict[str, type[Prompt]] = {}
 
+from pipeline.limits import MAX_LABEL_CHARS  # noqa: E402
+
 COMMON_KEYS = frozenset({"kind", "frame", "label"})
 
 
@@ -176,6 +178,9 @@ def read_common(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     label = obj.get("label")
     if label is not None and not isinstance(label, str):
         raise _bad(kind, f"label {label!r} is not text", 'give a string such as "dog"', label)
+    if label is not None and len(label) > MAX_LABEL_CHARS:
+        raise _bad(kind, f"label of {len(label):,} characters is above the limit of "
+                   f"{MAX_LABEL_CHARS}", 'give a short name such as "dog"')  # fmt: skip
     return {"frame": frame, "label": label}
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.limits import MAX_PROMPTS_FILE_BYTES, LimitError, check_size, load_json
 from pipeline.prompts.base import KINDS, Prompt
 from pipeline.prompts.errors import PromptError, PromptsError
 
@@ -76,7 +77,11 @@ def load_prompts_file(path: str | Path) -> list[Prompt]:
             f"prompts file not found: {path}", "give the path of an existing prompts JSON file"
         )
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        check_size(f"prompts file {path.name}", path.stat().st_size, MAX_PROMPTS_FILE_BYTES)
+        obj = load_json(path.read_text(encoding="utf-8"), f"prompts file {path.name}",
+                        MAX_PROMPTS_FILE_BYTES)  # fmt: skip
+    except LimitError as exc:
+        raise PromptError(str(exc).split(" — ")[0], str(exc).split(" — ")[-1]) from exc
     except json.JSONDecodeError as exc:
         raise PromptError(
             f"prompts file {path.name} is not valid JSON: {exc.msg} at line {exc.lineno} "

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.limits import LimitError, check_mask_size
 from pipeline.masks import mask_to_box, rle_decode, rle_encode
 from pipeline.prompts.base import Prompt, check_keys, read_common, resolve_path
 from pipeline.prompts.errors import PromptError
@@ -27,6 +28,7 @@ def load_label_png(path: Path, kind: str = "mask") -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            check_mask_size(im.height, im.width)  # from the header, before decoding
             im.load()
             mode = im.mode
             if mode == "P":
@@ -38,6 +40,9 @@ def load_label_png(path: Path, kind: str = "mask") -> np.ndarray:
                 ids = np.arange(len(colours), dtype=np.uint16) + (0 if colours[0] == 0 else 1)
                 return ids[inverse.reshape(code.shape)]
             arr = np.asarray(im.convert("I") if mode not in ("1", "L") else im)
+    except (LimitError, Image.DecompressionBombError) as exc:
+        raise PromptError(f"{path}: {exc}", "give a mask of the frame's own size", kind=kind,
+                          value=repr(str(path))) from exc  # fmt: skip
     except OSError as exc:
         raise PromptError(
             f"cannot read {path} as an image ({exc})",
@@ -194,11 +199,24 @@ def _id_map_from_rle(rle: Any, size: Any) -> np.ndarray:
     if not per_id:
         if not (isinstance(size, list) and len(size) == 2):
             raise PromptError("rle holds no object and no size", fix, kind="mask")
+        try:
+            check_mask_size(int(size[0]), int(size[1]))
+        except (LimitError, TypeError, ValueError) as exc:
+            raise PromptError(f"rle size {size!r:.60}: {exc}", fix, kind="mask") from exc
         return np.zeros((int(size[0]), int(size[1])), dtype=np.uint16)
     id_map: np.ndarray | None = None
     for key, one in per_id.items():
         if not str(key).isdigit() or int(key) <= 0:
             raise PromptError(f"rle key {key!r} is not a positive object id", fix, kind="mask")
+        try:  # the declared size is checked before anything is decoded
+            h, w = (int(v) for v in one["size"])
+            check_mask_size(h, w)
+        except LimitError as exc:
+            raise PromptError(f"rle of id {key}: {exc}", fix, kind="mask") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PromptError(
+                f"rle of id {key} has no size [h, w] ({exc})", fix, kind="mask"
+            ) from exc
         try:
             m = rle_decode(one)
         except (KeyError, TypeError, ValueError) as exc:

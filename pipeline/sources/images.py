@@ -9,7 +9,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
+from pipeline.limits import LimitError, check_image_size
 from pipeline.sources.base import SourceInfo
 from pipeline.sources.config import SourceConfig
 from pipeline.sources.events import EventSink
@@ -59,6 +61,7 @@ class ImageFolderSource:
                 f"{folder!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}) — "
                 "give a folder of frames such as 00000.jpg, 00001.jpg, ..."
             )
+        self.max_pixels = config.max_pixels
         fps = config.images_fps
         self.pts = np.arange(len(self.paths), dtype=np.float64) / fps
         first = self._read(0)
@@ -84,6 +87,16 @@ class ImageFolderSource:
 
     def _read(self, index: int) -> np.ndarray:
         path = self.paths[index]
+        try:  # the header's size, before anything is decoded
+            with Image.open(path) as im:
+                check_image_size(im.width, im.height, self.max_pixels)
+        except (LimitError, Image.DecompressionBombError) as exc:
+            raise self.events.error(
+                f"{str(path)!r}: {exc} — resize it, or raise source.max_pixels",
+                frame_index=index - 1 if index else None,
+            ) from exc
+        except OSError:
+            pass  # not an image PIL knows: cv2 says below whether it is readable
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise self.events.error(

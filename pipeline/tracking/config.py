@@ -171,12 +171,52 @@ class IdentityConfig(BaseModel):
     reid: ReidConfig = Field(default_factory=ReidConfig)
 
 
+class PresenceConfig(BaseModel):
+    """How prompted objects are verified, remembered and searched for (see
+    `pipeline.tracking.presence`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verify: bool = True
+    """Whether prompted tracks are verified and searched for (False: propagation alone decides,
+    as plain DINO-protocol propagation)."""
+    topk: int = Field(5, ge=1)
+    """Memory cells each query cell weighs (DINO's label propagation: 5)."""
+    temperature: float = Field(0.1, gt=0)
+    """Softmax temperature over cosine similarities (DINO: 0.1)."""
+    present_above: float = Field(0.5, ge=0.0, le=1.0)
+    """Mean object probability of the propagated mask under which a frame is judged absent."""
+    absent_frames: int = Field(2, ge=1)
+    """Frames judged absent in a row before the track is lost (none of them shows a box)."""
+    recover_above: float = Field(0.7, ge=0.0, le=1.0)
+    """Least mean object probability of a region for a lost track to be re-acquired there."""
+    min_cells: int = Field(2, ge=1)
+    """Least grid cells of a region for a lost track to be re-acquired there."""
+    confident_above: float = Field(0.8, ge=0.0, le=1.0)
+    """Least presence of a frame for it to join the appearance memory."""
+    memory_frames: int = Field(4, ge=0)
+    """Confident frames kept in the memory besides the prompt frame."""
+    memory_every: int = Field(10, ge=1)
+    """Least frames between two samples added to the memory."""
+    object_cells: int = Field(256, ge=1)
+    """Most object cells kept per memory frame (evenly subsampled)."""
+    background_cells: int = Field(768, ge=1)
+    """Most background cells kept per memory frame (a third nearest the object, a third most like
+    it, a third spread over the frame)."""
+    search_margin: float = Field(0.5, ge=0.0)
+    """Local search region of an active track: its cells grown by this times their extent."""
+    search_frames: int | None = Field(None, ge=0)
+    """Frames a lost track is searched for (None: as long as the video lasts)."""
+
+
 class TrackerConfig(BaseModel):
     """How the tracker follows objects.
 
     Attributes:
         propagation: Label propagation settings (memory, top-k, neighbourhood, temperature).
         identity: Association, motion, life-cycle and re-identification settings.
+        presence: Verification, appearance memory and global search of prompted objects
+            (`pipeline.tracking.presence`).
         upsample: How grid probabilities reach full resolution: ``guided`` (edge-aware guided
             filter, masks follow image edges) or ``bilinear``.
         normalize_channels: Rescale each object's upsampled probability map to [0, 1] before the
@@ -196,6 +236,7 @@ class TrackerConfig(BaseModel):
 
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    presence: PresenceConfig = Field(default_factory=PresenceConfig)
     upsample: Literal["guided", "bilinear"] = "guided"
     normalize_channels: bool = False
     min_area: int = Field(16, ge=0)

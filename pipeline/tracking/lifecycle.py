@@ -149,8 +149,16 @@ class IdentityManager:
             if ident.state != TrackState.LOST and seen and stale:
                 motion.move(ident, obj.box, frame_index, cfg.motion)
 
-        candidates = [i for i, o in enumerate(observations) if o.origin != "prompt"]
-        pairs = self._assign(frame_index, candidates, observations, props, image_size)
+        # A lost track's own verifier found it (`reid.redetect_lost`): that very track comes back.
+        verified = [
+            (i, o.for_track)
+            for i, o in enumerate(observations)
+            if o.for_track is not None and self.state(o.for_track) == TrackState.LOST
+        ]
+        candidates = [
+            i for i, o in enumerate(observations) if o.origin != "prompt" and o.for_track is None
+        ]
+        pairs = verified + self._assign(frame_index, candidates, observations, props, image_size)
         for oi, tid in pairs:
             ident = self._tracks[tid]
             if ident.state == TrackState.LOST:

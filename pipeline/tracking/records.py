@@ -29,6 +29,8 @@ class TrackedObject:
         prototype: (C,) feature prototype of the propagated mask, or None.
         soft: (region slices, upsampled probability over that region), or None (not visible, or
             not from propagation).
+        weights: (h, w) grid: propagated probability where the object wins (None: not from
+            propagation); what the presence verifier judges.
     """
 
     track_id: int
@@ -37,6 +39,7 @@ class TrackedObject:
     score: float
     prototype: np.ndarray | None
     soft: tuple[tuple[slice, slice], np.ndarray] | None = None
+    weights: np.ndarray | None = None
 
 
 @dataclass

@@ -80,12 +80,16 @@ def lost_pair_score(
 
 
 def redetect_lost(
-    identities: IdentityManager, features: FeatureMap, image_size: tuple[int, int]
+    identities: IdentityManager,
+    features: FeatureMap,
+    image_size: tuple[int, int],
+    skip: set[int] | frozenset[int] = frozenset(),
 ) -> list[Observation]:
     """Where each lost track's prototype matches best in this frame, if well enough
     (``redetect_threshold``): the region of grid cells around the peak whose similarity is within
     ``redetect_margin`` of it, as a ``"redetection"`` observation at the frame's (height, width).
-    The identity manager decides (`lost_pair_score`) whether it is the lost object."""
+    The identity manager decides (`lost_pair_score`) whether it is the lost object. Tracks in
+    ``skip`` are searched for elsewhere (by their presence verifier)."""
     import cv2
     from scipy import ndimage
 
@@ -97,6 +101,8 @@ def redetect_lost(
     grid = features.grid
     out: list[Observation] = []
     for tid in lost:
+        if tid in skip:
+            continue
         proto = identities.prototype(tid)
         if proto is None or proto.shape[0] != grid.shape[-1]:
             continue

@@ -27,6 +27,7 @@ from pipeline.models.upsample import upsample_probs as guided_upsample
 from pipeline.prompts.schedule import PromptSchedule
 from pipeline.tracking.config import TrackerConfig
 from pipeline.tracking.lifecycle import IdentityManager
+from pipeline.tracking.presence import PresenceVerifier
 from pipeline.tracking.propagation import LabelPropagator, downsample_mask
 from pipeline.tracking.records import TrackedObject
 from pipeline.tracking.reid import redetect_lost
@@ -94,6 +95,7 @@ class Tracker:
         self.propagator = LabelPropagator(config.propagation)
         self.identities = IdentityManager(config.identity, source_id=source_id)
         self.prompts = prompts if prompts is not None else PromptSchedule(segmenter)
+        self.presence = PresenceVerifier(config.presence)
         self._last_index: int | None = None
         self._events: list[Event] = []
 
@@ -134,7 +136,7 @@ class Tracker:
         self._last_index = frame.index
         h, w = frame.height, frame.width
         observations = self.prompts.observations(frame, features) + list(detections)
-        observations += redetect_lost(self.identities, features, (h, w))
+        observations += self._redetect_lost(frame, features)
         observations = [
             o if o.prototype is not None
             else replace(o, prototype=mask_prototype(features, _full_mask(o, h, w)))
@@ -145,6 +147,7 @@ class Tracker:
         if self.propagator.object_ids:
             objects = self._masks(self.propagator.step(features), frame.image, features)
             self._refine(frame, features, objects)
+        hidden = self._verify(frame.index, features, objects)
         update = self.identities.update(frame.index, list(objects.values()), observations, (h, w))
 
         # a matched detection is a fresh look at the object: it replaces the propagated mask
@@ -156,9 +159,13 @@ class Tracker:
             for tid, m in corrected.items():
                 obj = objects.setdefault(tid, TrackedObject(tid, m, None, 0.0, None))
                 obj.mask, obj.box = m, mask_to_box(m)
+        for tid in update.lost:
+            self.presence.mark_lost(tid, frame.index)
+        for tid in update.ended:
+            self.presence.forget(tid)
         leaving = list(update.lost) + list(update.ended)
         self.propagator.remove_objects(leaving)
-        for tid in leaving:
+        for tid in leaving + hidden:
             objects.pop(tid, None)
         seeds = {**update.born, **update.recovered}
         if seeds:
@@ -168,6 +175,11 @@ class Tracker:
                 obs = observations[oi]
                 box = mask_to_box(new[tid])
                 objects[tid] = TrackedObject(tid, new[tid], box, float(obs.score), obs.prototype)
+                if obs.origin == "prompt" and tid in update.born.values():
+                    weights = downsample_mask(new[tid], features.shape)
+                    self.presence.enrol(tid, features, weights, frame.index)
+                elif tid in update.recovered.values():
+                    self.presence.mark_recovered(tid)
         return FrameResult(
             source_id=self.source_id,
             frame_index=frame.index,
@@ -177,6 +189,45 @@ class Tracker:
             height=h,
             backbone=self.backbone_name,
             tracks=self._tracks(frame.index, objects),
+        )
+
+    def _verify(
+        self, frame_index: int, features: FeatureMap, objects: dict[int, TrackedObject]
+    ) -> list[int]:
+        """The presence verdict on each verified active track (`PresenceVerifier.judge`): its
+        score becomes its presence; a track absent for ``presence.absent_frames`` frames is handed
+        on as faded (score 0, no box), so the life cycle loses it. Returns the tracks not shown in
+        this frame."""
+        hidden = []
+        for tid, obj in objects.items():
+            if tid not in self.presence or self.identities.state(tid) != TrackState.ACTIVE:
+                continue
+            verdict = self.presence.judge(tid, features, obj.weights, frame_index)
+            obj.score = verdict.presence
+            if not verdict.visible:
+                hidden.append(tid)
+            if verdict.gone:
+                obj.box, obj.score = None, 0.0
+        return hidden
+
+    def _redetect_lost(self, frame: Frame, features: FeatureMap) -> list[Observation]:
+        """Re-detections of lost tracks: prompted tracks by their own verifier, anywhere in the
+        frame (`PresenceVerifier.reacquire`); the others by their prototype (`redetect_lost`)."""
+        lost = self.identities.live_ids((TrackState.LOST,))
+        verified = [t for t in lost if t in self.presence]
+        out = self.presence.reacquire(
+            verified,
+            frame.index,
+            features,
+            frame.image,
+            lambda p, img: upsample_probs(p, img, self.config.upsample),
+            {t: self.identities.label(t) for t in verified},
+            self.config.crop_margin,
+            self.config.min_area,
+        )
+        skip = set(verified)
+        return out + redetect_lost(
+            self.identities, features, (frame.height, frame.width), skip=skip
         )
 
     def _masks(
@@ -213,6 +264,7 @@ class Tracker:
             weights = (p * cells).reshape(-1)
             proto = _unit(np.einsum("kc,k->c", grid, weights)) if weights.any() else None
             view = TrackedObject(tid, np.zeros((height, width), bool), None, 0.0, proto)
+            view.weights = weights.reshape(h, w)
             views[tid] = view
             if not near.any():
                 continue
@@ -261,7 +313,7 @@ class Tracker:
             )
             requests.append(
                 MaskRequest(
-                    points=np.array([[x + 0.5, y + 0.5]], np.float32),
+                    points=np.array([[x, y]], np.float32),
                     point_labels=np.array([1], np.int64),
                     box=mask_to_box(views[tid].mask),
                     mask_input=soft,
@@ -311,6 +363,7 @@ class Tracker:
             "propagator": self.propagator.state_dict(),
             "identities": self.identities.state_dict(),
             "prompts": self.prompts.state_dict(),
+            "presence": self.presence.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -319,3 +372,4 @@ class Tracker:
         self.propagator.load_state_dict(state["propagator"])
         self.identities.load_state_dict(state["identities"])
         self.prompts.load_state_dict(state["prompts"])
+        self.presence.load_state_dict(state.get("presence", {}))

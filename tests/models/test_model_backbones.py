@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -137,11 +139,11 @@ def test_unknown_backbone_lists_known_names():
 
 def test_auto_falls_back_to_mobilenet_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    name, note = resolve_backbone_name("auto")
+    name, note = resolve_backbone_name(BackboneConfig(cache_dir=Path("/nonexistent")))
     assert name == "mobilenetv2-imagenet"
     assert note is not None and "dinotrack models pull dinov2-small" in note
-    assert "\n" not in note
-    assert resolve_backbone_name("dino-vits16") == ("dino-vits16", None)
+    assert "/nonexistent" in note and "\n" not in note
+    assert resolve_backbone_name(BackboneConfig(name="dino-vits16")) == ("dino-vits16", None)
 
 
 def test_registry_builds_mobilenet(monkeypatch):
@@ -167,3 +169,107 @@ def test_device_policy():
     assert inference_dtype(torch.device("cuda"), half=True) == torch.float16
     with pytest.raises(ModelError, match="unknown device"):
         resolve_device("tpu7")
+
+
+def _save_folder(model, folder, drop: tuple[str, ...] = ()) -> None:
+    """A Hugging Face model folder (config.json + model.safetensors) without the keys ``drop``."""
+    from safetensors.torch import save_file
+
+    model.config.save_pretrained(folder)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith(drop)}
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def test_folder_with_missing_keys_is_refused_with_their_names(tmp_path, tiny_dinov2_config):
+    from transformers import Dinov2Model
+
+    torch.manual_seed(0)
+    _save_folder(
+        Dinov2Model(tiny_dinov2_config), tmp_path, drop=("layernorm.", "encoder.layer.1.mlp.")
+    )
+    with pytest.raises(ModelError) as info:
+        build_backbone(BackboneConfig(name="dinov2-small", weights=tmp_path, device="cpu"))
+    message = str(info.value)
+    assert "missing keys" in message and "\n" not in message
+    for key in ("layernorm.weight", "layernorm.bias", "encoder.layer.1.mlp.fc1.weight"):
+        assert key in message
+
+
+def test_folder_with_unexpected_keys_is_refused(tmp_path, tiny_dinov2_config):
+    from safetensors.torch import load_file, save_file
+    from transformers import Dinov2Model
+
+    _save_folder(Dinov2Model(tiny_dinov2_config), tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    save_file({**state, "extra.weight": torch.ones(2)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ModelError, match="unexpected keys extra.weight"):
+        build_backbone(BackboneConfig(name="dinov2-small", weights=tmp_path, device="cpu"))
+
+
+def test_truncated_safetensors_is_a_model_error(tmp_path, tiny_dinov2_config):
+    from transformers import Dinov2Model
+
+    _save_folder(Dinov2Model(tiny_dinov2_config), tmp_path)
+    blob = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(blob[: len(blob) // 2])
+    for weights in (tmp_path, tmp_path / "model.safetensors"):
+        with pytest.raises(ModelError, match="cannot read weights"):
+            build_backbone(BackboneConfig(name="dinov2-small", weights=weights, device="cpu"))
+
+
+def test_registers_folder_runs_dinov2_with_registers(tmp_path):
+    """A DINOv2-with-registers folder runs its own model: features equal to calling it directly."""
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    hf_config = Dinov2WithRegistersConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
+        image_size=56, num_register_tokens=4,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    reference = Dinov2WithRegistersModel(hf_config).eval()
+    _save_folder(reference, tmp_path)
+    config = BackboneConfig(name="dinov2-small", weights=tmp_path, device="cpu", short_side=56)
+    backbone = build_backbone(config)
+    assert type(backbone.model).__name__ == "Dinov2WithRegistersModel"
+    image = _images()[0]  # 100x150 -> 56x84 input: 4x6 patches after CLS and 4 registers
+    fm = backbone.features([image])[0]
+    with torch.inference_mode():
+        tokens = reference(pixel_values=backbone._prepare([image], fm.input_size)).last_hidden_state
+    assert tokens.shape[1] == 1 + 4 + 4 * 6
+    want = torch.nn.functional.normalize(tokens[0, 5:], dim=-1).reshape(4, 6, 32)
+    np.testing.assert_array_equal(fm.grid, want.numpy())
+    np.testing.assert_array_equal(
+        fm.global_vec, torch.nn.functional.normalize(tokens[0, 0], dim=-1).numpy()
+    )
+
+
+def test_folder_of_another_family_is_refused(tmp_path, tiny_vit_config):
+    from transformers import ViTModel
+
+    _save_folder(ViTModel(tiny_vit_config, add_pooling_layer=False), tmp_path)
+    with pytest.raises(ModelError, match="holds a vit model, not dinov2-small"):
+        build_backbone(BackboneConfig(name="dinov2-small", weights=tmp_path, device="cpu"))
+
+
+def _save_in_hf_cache(model, cache: Path, repo: str) -> None:
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    model.save_pretrained(folder / "snapshots" / "abc123")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("abc123")
+
+
+def test_auto_picks_dinov2_small_in_the_configured_cache(tmp_path, monkeypatch, tiny_dinov2_config):
+    from transformers import Dinov2Model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _save_in_hf_cache(Dinov2Model(tiny_dinov2_config), tmp_path, "facebook/dinov2-small")
+    config = BackboneConfig(name="auto", cache_dir=tmp_path, device="cpu", short_side=56)
+    name, note = resolve_backbone_name(config)
+    assert name == "dinov2-small" and note is not None and str(tmp_path) in note
+    assert build_backbone(config).name == "dinov2-small"
+    # an explicit weights folder is dinov2-small's too
+    folder = tmp_path / "mine"
+    Dinov2Model(tiny_dinov2_config).save_pretrained(folder)
+    explicit = BackboneConfig(name="auto", weights=folder, device="cpu", short_side=56)
+    assert resolve_backbone_name(explicit)[0] == "dinov2-small"
+    assert build_backbone(explicit).features([_images()[1]])[0].backbone == "dinov2-small"

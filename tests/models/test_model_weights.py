@@ -10,6 +10,7 @@ import torch
 
 from pipeline.models.base import ModelError
 from pipeline.models.config import SegmenterConfig
+from pipeline.models.device import resolve_device
 from pipeline.models.registry import build_segmenter
 from pipeline.models.weights import (
     SAM_CHECKPOINTS,
@@ -96,3 +97,24 @@ def test_availability_offline(tmp_path, monkeypatch):
     assert pull("mobilenetv2-imagenet").is_file()
     with pytest.raises(ModelError, match="dinotrack models pull dino-vitb16"):
         pull("dino-vitb16", cache_dir=tmp_path)
+
+
+def test_mobilenet_rejected_pickle_is_a_model_error(tmp_path):
+    from pipeline.models.config import BackboneConfig
+    from pipeline.models.mobilenet import MobileNetV2Backbone
+
+    path = tmp_path / "evil.pt"
+    torch.save({"w": PurePosixPath("x")}, path)
+    with pytest.raises(ModelError, match="cannot read weights"):
+        MobileNetV2Backbone(BackboneConfig(name="mobilenetv2-imagenet", weights=path, device="cpu"))
+
+
+def test_mobilenet_device_choice_is_the_shared_policy(monkeypatch):
+    from pipeline.models.config import BackboneConfig
+    from pipeline.models.mobilenet import MobileNetV2Backbone
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelError, match="CUDA is not available"):
+        MobileNetV2Backbone(BackboneConfig(name="mobilenetv2-imagenet", device="cuda"))
+    backbone = MobileNetV2Backbone(BackboneConfig(name="mobilenetv2-imagenet", device="auto"))
+    assert backbone.device == resolve_device("auto")

@@ -85,7 +85,8 @@ def test_single_mask_mode(tiny_sam):
     image = _image()
     got = segmenter.segment(image, None, [MaskRequest(box=(10, 10, 60, 70))])[0]
     pred = segmenter.predictor
-    box = pred.transform.apply_boxes_torch(torch.tensor([[10.0, 10, 60, 70]]), (120, 200))
+    # edges (10, 10, 60, 70) are SAM's pixel-index corners (10, 10, 59, 69)
+    box = pred.transform.apply_boxes_torch(torch.tensor([[10.0, 10, 59, 69]]), (120, 200))
     with torch.inference_mode():
         masks, _, _ = pred.predict_torch(None, None, box, multimask_output=False)
     assert masks.shape[1] == 1
@@ -124,3 +125,70 @@ def test_bad_requests(segmenter):
             image, None, [MaskRequest(points=np.zeros((2, 2)), point_labels=np.ones(3))]
         )
     assert segmenter.segment(image, None, []) == []
+
+
+def _reference(segmenter, image, points=None, labels=None, box=None, multimask=False):
+    """segment_anything's SamPredictor on the same model: (best mask, its score)."""
+    pred = segmenter.predictor
+    pred.set_image(image)
+    masks, iou, _ = pred.predict(
+        point_coords=points, point_labels=labels, box=box, multimask_output=multimask
+    )
+    best = int(iou.argmax())
+    return masks[best], float(np.clip(iou[best], 0, 1))
+
+
+def test_multimask_only_for_one_ambiguous_prompt(segmenter):
+    """One point or one box alone: three candidates; several points or point + box: one mask."""
+    image = _image()
+    one_point = (np.array([[80.0, 60.0]]), np.array([1]))
+    two_points = (np.array([[80.0, 60.0], [30.0, 20.0]]), np.array([1, 0]))
+    box = np.array([10.0, 10, 59, 69])  # SAM's pixel-index corners of edges (10, 10, 60, 70)
+    cases = [
+        (MaskRequest(points=one_point[0], point_labels=one_point[1]), dict(
+            points=one_point[0], labels=one_point[1], multimask=True)),
+        (MaskRequest(box=(10, 10, 60, 70)), dict(box=box, multimask=True)),
+        (MaskRequest(points=two_points[0], point_labels=two_points[1]), dict(
+            points=two_points[0], labels=two_points[1])),
+        (MaskRequest(points=one_point[0], point_labels=one_point[1], box=(10, 10, 60, 70)), dict(
+            points=one_point[0], labels=one_point[1], box=box)),
+    ]  # fmt: skip
+    for request, reference in cases:
+        got = segmenter.segment(image, None, [request])[0]
+        want, score = _reference(segmenter, image, **reference)
+        assert np.array_equal(got.mask, want), reference
+        assert got.score == pytest.approx(score, abs=1e-5)
+
+
+def test_mixed_point_counts_decode_as_each_alone(segmenter):
+    """Objects with 1 and 3 points in one call get the masks they get decoded one by one."""
+    image = _image()
+    requests = [
+        MaskRequest(points=np.array([[40.0, 40.0]]), point_labels=np.array([1])),
+        MaskRequest(
+            points=np.array([[120.0, 60.0], [130.0, 70.0], [20.0, 100.0]]),
+            point_labels=np.array([1, 1, 0]),
+        ),
+        MaskRequest(points=np.array([[150.0, 30.0]]), point_labels=np.array([1])),
+    ]
+    together = segmenter.segment(image, None, requests)
+    for request, proposal in zip(requests, together, strict=True):
+        alone = segmenter.segment(image, None, [request])[0]
+        assert np.array_equal(alone.mask, proposal.mask)
+        assert alone.score == pytest.approx(proposal.score, abs=1e-5)
+
+
+def test_mask_box_reaches_sam_as_pixel_indices(segmenter):
+    """A box from mask_to_box (exclusive edges) is the box SAM's own batched_mask_to_box gives."""
+    from segment_anything.utils.amg import batched_mask_to_box
+
+    from pipeline.masks import mask_to_box
+
+    image = _image()
+    mask = np.zeros((120, 200), bool)
+    mask[30:80, 50:130] = True
+    sam_box = batched_mask_to_box(torch.from_numpy(mask)[None]).numpy()[0].astype(np.float32)
+    assert sam_box.tolist() == [50, 30, 129, 79]
+    got = segmenter.segment(image, None, [MaskRequest(box=mask_to_box(mask))])[0]
+    want, _ = _reference(segmenter, image, box=sam_box, multimask=True)
+    assert np.array_equal(got.mask, want)

@@ -98,3 +98,18 @@ def test_offline_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="dinotrack models pull google/owlv2-base"):
         TextDetector(cache_dir=tmp_path, device="cpu")
+
+
+def test_pixels_are_the_processors_on_a_non_square_frame(detector):
+    """The model input is exactly Owlv2ImageProcessor's (padding with 0.0 at the bottom/right)."""
+    from transformers import Owlv2ImageProcessor
+
+    image = np.random.default_rng(3).integers(0, 256, size=(90, 150, 3), dtype=np.uint8)
+    processor = Owlv2ImageProcessor(size={"height": 64, "width": 64})
+    want = processor(images=image, return_tensors="pt")["pixel_values"]
+    got = detector._pixels(image)
+    assert got.shape == want.shape == (1, 3, 64, 64)
+    assert torch.equal(got, want)
+    # the padded rows below the frame hold the normalised 0.0 pad, not grey
+    pad = (0.0 - torch.tensor(processor.image_mean)) / torch.tensor(processor.image_std)
+    torch.testing.assert_close(got[0, :, -1, 0], pad.float())

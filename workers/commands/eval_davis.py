@@ -10,6 +10,7 @@ import typer
 from workers.commands.options import (
     BackboneName,
     Device,
+    MaxFrames,
     SegmenterName,
     ShortSide,
     TrackerConfigFile,
@@ -34,9 +35,7 @@ def davis(
     short_side: ShortSide = 448,
     device: Device = "auto",
     tracker_config: TrackerConfigFile = None,
-    max_frames: Annotated[
-        int | None, typer.Option("--max-frames", help="Only the first N frames per sequence.")
-    ] = None,
+    max_frames: MaxFrames = None,
 ) -> None:
     """Run each sequence with its first-frame mask as the prompt; print J, F and J&F as JSON."""
     import yaml

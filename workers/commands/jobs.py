@@ -39,7 +39,7 @@ def resolve_backbone(settings) -> None:
     """Replace ``auto`` by the backbone actually used, saying why on stderr once."""
     from pipeline.models.registry import resolve_backbone_name
 
-    name, note = resolve_backbone_name(settings.backbone.name)
+    name, note = resolve_backbone_name(settings.backbone)
     if note:
         say(note, err)
     settings.backbone.name = name

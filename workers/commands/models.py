@@ -6,23 +6,29 @@ from typing import Annotated
 
 import typer
 
-from workers.commands.console import guarded, out, say
-from workers.commands.options import DebugOpt
+from workers.commands.console import guarded, out, say, settings_from
+from workers.commands.options import ConfigOpt, DebugOpt
 
 models_app = typer.Typer(help="List and fetch model weights.", no_args_is_help=True)
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """List the known backbones and whether their weights are available here."""
+def models_list(
+    config: ConfigOpt = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Check sha256 where one is known.")
+    ] = True,
+) -> None:
+    """List every backbone, segmenter and text detector: found / missing / verified here."""
     from rich.table import Table
+    from rich.text import Text
 
-    from pipeline.models.registry import BACKBONES
-    from pipeline.models.weights import weights_available
+    from pipeline.models.inventory import model_rows
 
-    table = Table("backbone", "weights here")
-    for name in BACKBONES:
-        table.add_row(name, "yes" if weights_available(name) else "no")
+    settings = settings_from(config)
+    table = Table("kind", "model", "weights", "path", "detail")
+    for row in model_rows(settings.backbone, settings.segmenter, settings.sam, verify=verify):
+        table.add_row(row.kind, row.name, row.status, Text(str(row.path or "")), Text(row.detail))
     out.print(table)
 
 

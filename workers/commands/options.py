@@ -23,6 +23,13 @@ DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Embedded Redis data folder [./.dinotrack].")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and Ray logs.")]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="If the source id has results, delete them and start over.")
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option("--resume", help="If the source id has results, continue from its checkpoint."),
+]
 AddressOpt = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (auto: join a running one).")
 ]
@@ -32,7 +39,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 SourceArg = Annotated[str, typer.Argument(help="Video file, image folder, or stream URL.")]
 SourceIdOpt = Annotated[
     str | None,
-    typer.Option("--source-id", help="Names the source's Redis keys [the file stem]."),
+    typer.Option("--source-id", help="Names the Redis keys [file stem]."),
 ]
 PublishedSourceIdOpt = Annotated[
     str, typer.Option("--source-id", help="Source whose published results to read.")
@@ -42,7 +49,7 @@ StartOpt = Annotated[str | None, typer.Option("--start", help="First frame: inde
 EndOpt = Annotated[
     str | None,
     typer.Option(
-        "--end", help="End of the range, not included: index or HH:MM:SS (--end 10: frames 0-9)."
+        "--end", help="End of the range, exclusive: index or HH:MM:SS (--end 10: frames 0-9)."
     ),
 ]
 
@@ -65,6 +72,9 @@ ShortSide = Annotated[
     int, typer.Option("--short-side", help="Short side of the backbone input in pixels.")
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+MaxFrames = Annotated[
+    int | None, typer.Option("--max-frames", help="Only the first N frames per sequence.")
+]
 TrackerConfigFile = Annotated[
     Path | None,
     typer.Option("--tracker-config", help="YAML/JSON file with TrackerConfig fields."),

@@ -22,7 +22,9 @@ from workers.commands.options import (
     DataDirOpt,
     DebugOpt,
     EndOpt,
+    FreshOpt,
     RedisOpt,
+    ResumeOpt,
     SegmenterOpt,
     SourceArg,
     SourceIdOpt,
@@ -42,6 +44,8 @@ def submit(
     stride: StrideOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = False,
     redis: RedisOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
@@ -74,8 +78,11 @@ def submit(
             prompt_list = check_prompts(prompt_list, info.width, info.height)
             check_job(info, prompt_list, job_source, (start, end, stride))
         sid = source_id or default_source_id(source)
+        if fresh and resume:
+            fail("--fresh and --resume exclude each other — give one")
         job = Job(source=source, source_id=sid, prompts=prompts_to_json(prompt_list)["prompts"],
-                  settings=drop_none(overrides))  # fmt: skip
+                  settings=drop_none(overrides),
+                  on_existing="fresh" if fresh else "resume" if resume else None)  # fmt: skip
         with redis_url_for(settings) as url:
             job_id = submit_job(connect(url), job)
         say(f"queued job {job_id}: {source} as source '{sid}'", out)

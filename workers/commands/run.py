@@ -23,7 +23,9 @@ from workers.commands.options import (
     DataDirOpt,
     DebugOpt,
     EndOpt,
+    FreshOpt,
     RedisOpt,
+    ResumeOpt,
     SegmenterOpt,
     SourceArg,
     SourceIdOpt,
@@ -52,6 +54,8 @@ def run(
     overlap: Annotated[
         int, typer.Option("--overlap", help="Frames two chunks share (to stitch ids).")
     ] = 8,
+    fresh: FreshOpt = False,
+    resume: ResumeOpt = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -95,6 +99,12 @@ def run(
         resolve_backbone(settings)
         sid = source_id or default_source_id(source)
         with redis_url_for(settings) as url:
+            from pipeline.outputs.redis_streams import connect
+            from workers.rerun import check_run
+
+            if resume and n_chunks > 1:
+                fail("--resume continues one run from its checkpoint: leave --chunks out")
+            resumes = check_run(connect(url), sid, fresh, resume)
             err.print(Text(f"publishing to {frames_key(sid)}"))
             progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -120,9 +130,8 @@ def run(
                     summary = run_chunked(settings, source, sid, prompt_json, url, n_chunks,
                                           overlap, on_progress=on_progress)  # fmt: skip
                 else:
-                    summary = run_source(
-                        settings, source, sid, prompt_json, url, on_progress=on_progress
-                    )
+                    summary = run_source(settings, source, sid, prompt_json, url,
+                                         on_progress=on_progress, resume=resumes)  # fmt: skip
         print_summary(summary)
         if summary.error:
             fail(f"{summary.error} ({summary.frames} frames were published before it)", 1)

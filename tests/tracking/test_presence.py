@@ -1,0 +1,122 @@
+"""Presence and re-acquisition of a prompted object (`pipeline.tracking.presence`) on a generated
+scene with real MobileNetV2 features: the object leaves while a distractor stays, then comes back
+elsewhere and larger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.masks import mask_iou, mask_to_box
+from pipeline.models.config import BackboneConfig
+from pipeline.models.mobilenet import MobileNetV2Backbone
+from pipeline.models.registry import build_segmenter
+from pipeline.tracking.config import PresenceConfig, TrackerConfig
+from pipeline.tracking.presence import PresenceVerifier
+from pipeline.tracking.tracker import Tracker
+from pipeline.types import FeatureMap, Frame, Observation, TrackState
+
+SIZE = (192, 256)
+AWAY = range(10, 22)  # frames without the object
+BACK = AWAY.stop
+
+
+@pytest.fixture(scope="module")
+def backbone() -> MobileNetV2Backbone:
+    return MobileNetV2Backbone(BackboneConfig(name="mobilenetv2-imagenet", short_side=192))
+
+
+def scene(n: int = 30) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """A red textured square (the object) walks right next to a blue one (the distractor, still);
+    it is gone on the frames of AWAY and comes back on the far side, 1.5 times larger."""
+    h, w = SIZE
+    rng = np.random.default_rng(1)
+    bg = (rng.integers(0, 60, size=(h, w, 3)) + np.array([40, 90, 40])).astype(np.uint8)
+    tex = rng.integers(0, 50, size=(60, 60, 3)).astype(np.uint8)
+    tex_b = rng.integers(0, 50, size=(40, 40, 3)).astype(np.uint8)
+    frames, objs, distractors = [], [], []
+    for i in range(n):
+        img = bg.copy()
+        d = np.zeros((h, w), bool)
+        img[60:100, 110:150] = np.array([30, 30, 200], np.uint8) + tex_b
+        d[60:100, 110:150] = True
+        o = np.zeros((h, w), bool)
+        if i < AWAY.start:
+            x, side = 20 + 4 * i, 40
+        elif i >= BACK:
+            x, side = 170, 60
+        if i not in AWAY:
+            y = 60 if i < BACK else 100
+            img[y : y + side, x : x + side] = np.array([200, 30, 30], np.uint8) + tex[:side, :side]
+            o[y : y + side, x : x + side] = True
+        frames.append(img)
+        objs.append(o)
+        distractors.append(d & ~o)
+    return frames, objs, distractors
+
+
+def run(backbone, config: TrackerConfig) -> list:
+    frames, objs, _ = scene()
+    tracker = Tracker("t", config, build_segmenter("none"), backbone.name)
+    out = []
+    for i, img in enumerate(frames):
+        prompt = [Observation(mask_to_box(objs[0]), objs[0], 1.0, "obj", origin="prompt")]
+        result = tracker.step(Frame("t", i, i / 25, 0.0, img), backbone.features([img])[0],
+                              prompt if i == 0 else [])  # fmt: skip
+        out.append(result.track(1))
+    return out
+
+
+def test_absent_object_is_lost_and_never_painted_on_the_distractor(backbone) -> None:
+    tracks = run(backbone, TrackerConfig())
+    _, objs, distractors = scene()
+    for i in range(1, AWAY.start):  # followed while visible
+        assert tracks[i].state == TrackState.ACTIVE
+        assert mask_iou(tracks[i].mask_array(), objs[i]) > 0.5
+    cfg = PresenceConfig()
+    for i in AWAY:
+        t = tracks[i]
+        assert t.box is None and t.mask is None, f"frame {i}: a box while the object is away"
+        if i >= AWAY.start + cfg.absent_frames - 1:
+            assert t.state == TrackState.LOST, f"frame {i}: {t.state}"
+    # not one pixel of any mask on the distractor once the object has gone
+    for i in range(AWAY.start, len(tracks)):
+        m = tracks[i].mask_array()
+        assert m is None or not (m & distractors[i]).any()
+
+
+def test_object_is_reacquired_elsewhere_and_larger(backbone) -> None:
+    tracks = run(backbone, TrackerConfig())
+    _, objs, _ = scene()
+    back = next(i for i in range(BACK, len(tracks)) if tracks[i].state == TrackState.ACTIVE)
+    assert back - BACK <= 2
+    for i in range(back, len(tracks)):
+        assert tracks[i].id == 1 and tracks[i].state == TrackState.ACTIVE
+        assert mask_iou(tracks[i].mask_array(), objs[i]) > 0.6, f"frame {i}"
+
+
+def test_appearance_memory_is_bounded_and_knows_object_from_background() -> None:
+    rng = np.random.default_rng(0)
+    obj, bg = rng.normal(size=64), rng.normal(size=64)
+
+    def features(n_obj: int) -> FeatureMap:
+        grid = np.tile(bg, (20, 20, 1)) + 0.3 * rng.normal(size=(20, 20, 64))
+        grid[:n_obj, :n_obj] = obj + 0.3 * rng.normal(size=(n_obj, n_obj, 64))
+        grid /= np.linalg.norm(grid, axis=-1, keepdims=True)
+        return FeatureMap(grid.astype(np.float32), 8, np.ones(1), (160, 160), (160, 160), "x")
+
+    cfg = PresenceConfig(memory_frames=3, memory_every=1, object_cells=20, background_cells=50)
+    weights = np.zeros((20, 20))
+    weights[:8, :8] = 1.0
+    verifier = PresenceVerifier(cfg)
+    verifier.enrol(1, features(8), weights, 0)
+    for i in range(1, 200):
+        verdict = verifier.judge(1, features(8), weights, i)
+        assert verdict.visible and verdict.presence > 0.9
+    memory = verifier._memories[1]
+    assert len(memory.recent) == 3
+    assert len(memory.keys()[1]) <= 4 * (20 + 50)
+    # the object gone, its place taken by background: absent, then gone
+    empty = features(0)
+    assert verifier.judge(1, empty, weights, 200).visible is False
+    assert verifier.judge(1, empty, weights, 201).gone is True
