@@ -19,7 +19,7 @@ def redis_server(
     Its address never changes for a folder: unix://<data-dir>/redis.sock (redis-py:
     ``redis.Redis(unix_socket_path=".dinotrack/redis.sock")``). `--stop` saves and stops it.
     """
-    from workers.cli import err, guarded, settings_from
+    from workers.commands.console import err, guarded, settings_from
     from workers.embedded_redis import EmbeddedRedis
 
     with guarded(debug):
