@@ -38,6 +38,28 @@ class Chunk:
     warm_start: int  # first frame it processes (start - overlap, for k > 0)
 
 
+class ChunkProgress:
+    """Frames published over all chunks, for one progress bar: the frames a chunk processes
+    before its first published one (the overlap) are not counted, nor frames the stride skips."""
+
+    def __init__(self, plan: list[Chunk], stride: int, on_progress: ProgressFn | None) -> None:
+        self._on_progress = on_progress
+        self._published = [len(range(c.start, c.end, stride)) for c in plan]
+        self._warm = [len(range(c.warm_start, c.start, stride)) for c in plan]
+        self._done = [0] * len(plan)
+        self.total = sum(self._published)
+
+    def for_chunk(self, k: int) -> ProgressFn:
+        """The progress callback of chunk ``k`` (called with the frames it has processed)."""
+
+        def fn(processed: int, _total: int | None) -> None:
+            self._done[k] = min(max(processed - self._warm[k], 0), self._published[k])
+            if self._on_progress:
+                self._on_progress(sum(self._done), self.total)
+
+        return fn
+
+
 def plan_chunks(lo: int, hi: int, n: int, overlap: int, stride: int = 1) -> list[Chunk]:
     """``n`` contiguous chunks of ``[lo, hi)`` (boundaries on the stride grid from ``lo``)."""
     total = hi - lo
@@ -128,22 +150,13 @@ def run_chunked(
     client = redis.Redis.from_url(redis_url)
     t0 = time.perf_counter()
     runs: list[SourceRun] = []
-    done = [0] * len(plan)
-
-    def progress(k: int):
-        def fn(n: int, _total: int | None) -> None:
-            done[k] = n
-            if on_progress:
-                on_progress(sum(done), hi - lo)
-
-        return fn
-
+    progress = ChunkProgress(plan, settings.source.stride, on_progress)
     for c in plan:
         chunk_prompts = prompts if c.index == 0 else carried_prompts(enrolled, c.warm_start)
         chunk_settings = merge_settings(settings, {"source": {"start": c.warm_start, "end": c.end}})
         run = SourceRun(chunk_settings, uri, _chunk_id(source_id, c.index), chunk_prompts,
                         redis_url, backbone=backbone, segmenter=segmenter,
-                        on_progress=progress(c.index))  # fmt: skip
+                        on_progress=progress.for_chunk(c.index))  # fmt: skip
         runs.append(run)
     threads = [threading.Thread(target=r.run, name=f"chunk-{i}") for i, r in enumerate(runs)]
     for t in threads:

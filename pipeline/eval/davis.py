@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,7 @@ def track_sequence(
     segmenter: Segmenter,
     tracker_config: TrackerConfig,
     source_id: str = "davis",
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[np.ndarray], dict[str, float]]:
     """Run the tracker over frames with the first frame's label map as prompt.
 
@@ -159,6 +160,7 @@ def track_sequence(
         (H, W) uint8 predicted label maps (object values as in ``first_labels``) for every frame,
         and timings: seconds per frame in the backbone and in the tracker, and the tracker's CPU
         seconds per frame in this thread (a figure that a busy machine inflates less).
+        ``progress`` is called with the number of frames done after each frame.
     """
     objects = [int(v) for v in np.unique(first_labels) if v != 0]
     tracker = Tracker(source_id, tracker_config, segmenter, backbone.name)
@@ -192,6 +194,8 @@ def track_sequence(
             if t.mask is not None and t.id in track_to_obj:
                 labels[t.mask_array()] = track_to_obj[t.id]
         preds.append(labels)
+        if progress is not None:
+            progress(i + 1)
     n = max(1, len(images) - 1)
     return preds, {
         "backbone_s": t_backbone / n,
@@ -208,6 +212,8 @@ def run_davis(
     tracker_config: TrackerConfig,
     out_dir: Path | None = None,
     max_frames: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    sequence_done: Callable[[str, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the tracker on DAVIS sequences.
 
@@ -219,6 +225,8 @@ def run_davis(
         tracker_config: Tracker settings.
         out_dir: When given, predicted masks go to ``out_dir/<seq>/<frame>.png`` (palette PNG).
         max_frames: Only the first this many frames of each sequence (None: all).
+        progress: Called with (sequence, frames done, frames) after each frame.
+        sequence_done: Called with (sequence, its scores) when a sequence is scored.
 
     Returns:
         ``{"sequences": {seq: {J, F, J&F, frames, objects, backbone_s, tracker_s}}, "mean": {J, F,
@@ -235,8 +243,13 @@ def run_davis(
         if max_frames is not None:
             images, anns = images[:max_frames], anns[:max_frames]
         gts = [read_labels(p) for p in anns]
-        preds, times = track_sequence(images, gts[0], backbone, segmenter, tracker_config, seq)
+        on_frame = None if progress is None else _bind(progress, seq, len(images))
+        preds, times = track_sequence(
+            images, gts[0], backbone, segmenter, tracker_config, seq, progress=on_frame
+        )
         per_seq[seq] = {**score_sequence(preds, gts), **times}
+        if sequence_done is not None:
+            sequence_done(seq, per_seq[seq])
         if out_dir is not None:
             seq_dir = Path(out_dir) / seq
             seq_dir.mkdir(parents=True, exist_ok=True)
@@ -248,6 +261,10 @@ def run_davis(
     }
     mean["fps"] = 1.0 / max(mean["backbone_s"] + mean["tracker_s"], 1e-9)
     return {"sequences": per_seq, "mean": mean}
+
+
+def _bind(progress: Callable[[str, int, int], None], seq: str, total: int) -> Callable[[int], None]:
+    return lambda done: progress(seq, done, total)
 
 
 def read_sequence_list(path: Path) -> list[str]:

@@ -217,7 +217,8 @@ def run_mot(
         try:
             runners.append(PeerRunner(name, seq.fps))
         except ImportError as exc:
-            notes.append(f"peer {name} skipped: the 'trackers' package is not importable ({exc})")
+            notes.append(f"peer {name} skipped: the 'trackers' package is not importable ({exc}); "
+                         'install it with `pip install -e ".[bench]"`')  # fmt: skip
             break
     tracker = Tracker(seq.name, tracker_config or TrackerConfig(), segmenter, backbone.name)
     rows: list[list] = []

@@ -247,7 +247,9 @@ def pull(name: str, cache_dir: Path | None = None) -> Path:
         return path
     if name.startswith("sam-"):
         return resolve_sam_checkpoint(name, cache_dir=cache_dir, allow_download=True)
-    return resolve_hf_model(name, cache_dir=cache_dir)
+    backbone = name.startswith(("dinov2-", "dino-"))  # a text detector has no offline stand-in
+    alternative = OFFLINE_BACKBONE_HINT if backbone else "or prompt with boxes or points instead"
+    return resolve_hf_model(name, cache_dir=cache_dir, alternative=alternative)
 
 
 def sam_cache_dir(cache_dir: Path | None = None) -> Path:

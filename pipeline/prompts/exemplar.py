@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
-from scipy import ndimage
 
 from pipeline.confine import active
 from pipeline.masks import box_to_mask, rle_decode, rle_encode
@@ -63,6 +61,8 @@ def _kmeans(x: np.ndarray, k: int, iters: int = 10) -> np.ndarray:
 
 def cell_coverage(region: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
     """Fraction of each grid cell covered by an (H, W) bool region, as (h, w) float32."""
+    import cv2  # here, not at import: the CLI parses prompts without OpenCV
+
     h, w = grid_shape
     return cv2.resize(region.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
 
@@ -167,6 +167,9 @@ class Exemplar:
         unsmoothed similarity peak inside it. Without background prototypes a region is where the
         smoothed similarity is at least half the frame's best.
         """
+        import cv2
+        from scipy import ndimage
+
         sim = self.similarity(features)
         smooth = cv2.GaussianBlur(sim, (0, 0), SMOOTH_CELLS)
         if self.background.size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -160,7 +161,9 @@ def test_eval_davis_command_prints_json(tmp_path) -> None:
     args += ["--short-side", "192", "--device", "cpu", "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # JSON alone on stdout; progress on stderr
+    assert re.search(r"^square: J&F 0\.\d{3} \(J 0\.\d{3}, F [01]\.\d{3}\), 5 frames$",
+                     result.stderr, re.M), result.stderr  # fmt: skip
     assert report["setup"]["backbone"] == "mobilenetv2-imagenet"
     assert report["sequences"]["square"]["J"] > 0.8
     assert len(list((tmp_path / "out" / "square").glob("*.png"))) == 5

@@ -10,10 +10,12 @@ import typer
 from workers.commands.options import (
     BackboneName,
     Device,
+    MaxFrames,
     SegmenterName,
     ShortSide,
     TrackerConfigFile,
 )
+from workers.commands.progress import sequence_progress
 
 
 def davis(
@@ -33,9 +35,7 @@ def davis(
     short_side: ShortSide = 448,
     device: Device = "auto",
     tracker_config: TrackerConfigFile = None,
-    max_frames: Annotated[
-        int | None, typer.Option("--max-frames", help="Only the first N frames per sequence.")
-    ] = None,
+    max_frames: MaxFrames = None,
 ) -> None:
     """Run each sequence with its first-frame mask as the prompt; print J, F and J&F as JSON."""
     import yaml
@@ -53,7 +53,13 @@ def davis(
         cfg = TrackerConfig.model_validate(yaml.safe_load(tracker_config.read_text()) or {})
     bb = build_backbone(BackboneConfig(name=backbone, short_side=short_side, device=device))
     seg = build_segmenter(segmenter, SegmenterConfig(device=device))
-    result = run_davis(root, names, bb, seg, cfg, out, max_frames)
+    with sequence_progress(len(names)) as bars:
+
+        def done(seq: str, scores: dict[str, float]) -> None:
+            bars.finished(seq, f"J&F {scores['J&F']:.3f} (J {scores['J']:.3f}, F "
+                          f"{scores['F']:.3f}), {scores['frames']:.0f} frames")  # fmt: skip
+
+        result = run_davis(root, names, bb, seg, cfg, out, max_frames, bars.frame, done)
     result["setup"] = {
         "backbone": bb.name,
         "segmenter": segmenter,

@@ -10,6 +10,7 @@ import typer
 from workers.commands.options import (
     BackboneName,
     Device,
+    MaxFrames,
     SegmenterName,
     ShortSide,
     TrackerConfigFile,
@@ -34,9 +35,7 @@ def lt(
     short_side: ShortSide = 448,
     device: Device = "auto",
     tracker_config: TrackerConfigFile = None,
-    max_frames: Annotated[
-        int | None, typer.Option("--max-frames", help="Only the first N frames per sequence.")
-    ] = None,
+    max_frames: MaxFrames = None,
 ) -> None:
     """Track each sequence from its first ground-truth box; print precision, recall, F, absent
     frames shown and absences re-acquired per sequence and their mean, as JSON."""

@@ -15,6 +15,7 @@ from workers.commands.options import (
     ShortSide,
     TrackerConfigFile,
 )
+from workers.commands.progress import sequence_progress
 
 
 def mot(
@@ -34,7 +35,7 @@ def mot(
     out: Annotated[
         Path,
         typer.Option("--out", help="dinotrack's tracks (MOT txt); peers' go next to it."),
-    ] = Path("mot-out/tracks.txt"),
+    ] = Path("runs/mot/tracks.txt"),
     drop: Annotated[
         float, typer.Option("--drop", help="Noise: fraction of gt boxes dropped.")
     ] = 0.10,
@@ -91,7 +92,18 @@ def mot(
         cfg = TrackerConfig.model_validate(yaml.safe_load(tracker_config.read_text()) or {})
     bb = build_backbone(BackboneConfig(name=backbone, short_side=short_side, device=device))
     seg = build_segmenter(segmenter, SegmenterConfig(device=device))
-    result = run_mot(seq, detections, out, bb, seg, cfg, peers=PEERS if peers else ())
+    with sequence_progress(1) as bars:
+
+        def on_frame(index: int) -> None:
+            bars.frame(sequence.name, index + 1, sequence.length)
+
+        peer_names = PEERS if peers else ()
+        result = run_mot(seq, detections, out, bb, seg, cfg, peers=peer_names, progress=on_frame)
+        ours = result["dinotrack"]
+        scores = ", ".join(f"{k} {ours[k]:.1f}" for k in ("HOTA", "IDF1", "MOTA"))
+        bars.finished(sequence.name, f"dinotrack {scores}, {ours['fps']:.1f} fps")
+    for note in result.get("notes", []):
+        typer.echo(note, err=True)
     result["setup"] = {
         "backbone": bb.name,
         "segmenter": segmenter,

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from workers.commands.options import DataDirOpt, DebugOpt
+
 
 def redis_server(
     stop: Annotated[bool, typer.Option("--stop", help="Save and stop the server instead.")] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Embedded Redis data folder [./.dinotrack].")
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    data_dir: DataDirOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Start the embedded Redis of the data folder and leave it running; print its URL.
 
     Its address never changes for a folder: unix://<data-dir>/redis.sock (redis-py:
     ``redis.Redis(unix_socket_path=".dinotrack/redis.sock")``). `--stop` saves and stops it.
     """
-    from workers.cli import err, guarded, settings_from
+    from workers.commands.console import err, guarded, settings_from
     from workers.embedded_redis import EmbeddedRedis
 
     with guarded(debug):

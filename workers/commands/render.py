@@ -7,12 +7,21 @@ from typing import Annotated
 
 import typer
 
+from workers.commands.console import fail, guarded, say
+from workers.commands.options import (
+    ConfigOpt,
+    DataDirOpt,
+    DebugOpt,
+    PublishedSourceIdOpt,
+    RedisOpt,
+)
+
 TRAIL = 24
 """Box centres of earlier frames drawn behind each track."""
 
 
 def render(
-    source_id: Annotated[str, typer.Option("--source-id", help="Source whose results to draw.")],
+    source_id: PublishedSourceIdOpt,
     out: Annotated[
         Path, typer.Option("--out", help="Output file: .mp4 (all frames) or .png (one frame).")
     ],
@@ -27,24 +36,12 @@ def render(
             help="The source video [the 'source' recorded in dinotrack:<source-id>:state].",
         ),
     ] = None,
-    redis: Annotated[
-        str | None,
-        typer.Option(
-            "--redis",
-            help="Redis URL. Default: DINOTRACK_REDIS_URL, else the embedded server in --data-dir.",
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Embedded Redis data folder [./.dinotrack].")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Settings file (YAML, JSON or TOML).")
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Draw the published masks, boxes, ids and trails of SOURCE_ID over its video."""
-    from workers.cli import err, fail, guarded
-
     with guarded(debug):
         suffix = out.suffix.lower()
         if suffix not in (".mp4", ".png"):
@@ -99,7 +96,7 @@ def render(
                     for earlier in results[:-1]:
                         renderer.remember(earlier)
                     write_png(out, renderer.draw(image.image, results[-1]))
-                    err.print(f"wrote frame {index} of '{source_id}' to {out}", highlight=False)
+                    say(f"wrote frame {index} of '{source_id}' to {out}")
                     return
                 written = render_video(
                     read_frames(client, source_id), source, out, RenderConfig(trail=TRAIL)
@@ -109,4 +106,4 @@ def render(
             if written == 0:
                 fail(f"no published frame of '{source_id}' matched a frame of {video} — "
                      "is it the source's video?")  # fmt: skip
-            err.print(f"wrote {written} frames of '{source_id}' to {out}", highlight=False)
+            say(f"wrote {written} frames of '{source_id}' to {out}")
