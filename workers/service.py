@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,7 @@ from pipeline.wire import (
     encode_event,
     encode_job,
     events_key,
+    job_source_id,
     state_key,
 )
 
@@ -86,6 +89,24 @@ def merge_settings(base: Settings, overrides: dict[str, Any]) -> Settings:
     return Settings.model_validate(merge(base.model_dump(), overrides))
 
 
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop`` (main thread only); returns what restores the old ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("%s: handing running jobs back to the queue", signal.Signals(signum).name)
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore
+
+
 @dataclass
 class _Running:
     entry_id: str
@@ -127,6 +148,7 @@ class Worker:
         self._backbones: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._halt = threading.Event()
         try:
             self.client.xgroup_create(JOBS_STREAM, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -139,6 +161,7 @@ class Worker:
 
         init_ray(self.settings)
         stop = stop or threading.Event()
+        restore = _stop_on_signals(stop)  # after ray.init, which installs its own handlers
         last_beat = 0.0
         while not stop.is_set():
             self._reap()
@@ -153,11 +176,11 @@ class Worker:
                 continue
             for entry_id, fields, resumed in self._take(free):
                 self._start(entry_id, fields, resumed)
-        for running in list(self.running.values()):
-            self.client.xadd(control_key(running.job.source_id), encode_control("stop"))
+        self._halt.set()  # running jobs checkpoint and are handed back to the queue
         for running in list(self.running.values()):
             running.thread.join(timeout=60)
         self._reap()
+        restore()
 
     def _take(self, count: int) -> list[tuple[str, dict, bool]]:
         """Jobs of dead workers first (XAUTOCLAIM), then new ones (XREADGROUP)."""
@@ -185,9 +208,7 @@ class Worker:
         try:
             job = decode_job(fields)
         except WireError as exc:
-            log.error("malformed job %s dropped: %s", entry_id, exc)
-            self.client.xack(JOBS_STREAM, GROUP, entry_id)
-            self.finished.append({"entry_id": entry_id, "status": "failed", "error": str(exc)})
+            self._drop_malformed(entry_id, fields, exc)
             return
         status = self.client.hget(state_key(job.source_id), "status")
         if status == b"stopped":
@@ -202,6 +223,16 @@ class Worker:
         self.running[entry_id] = running
         running.thread.start()
 
+    def _drop_malformed(self, entry_id: str, fields: dict, exc: WireError) -> None:
+        """Ack a job that cannot be read, with a ``job.refused`` event; the worker goes on."""
+        log.error("malformed job %s dropped: %s", entry_id, exc)
+        self.client.xack(JOBS_STREAM, GROUP, entry_id)
+        source_id = job_source_id(fields)
+        self.finished.append({"entry_id": entry_id, "source_id": source_id, "status": "refused",
+                              "error": str(exc)})  # fmt: skip
+        if source_id:
+            self._event(Job("", source_id), "job.refused", str(exc), entry_id=entry_id)
+
     def _run_job(self, running: _Running, resumed: bool) -> None:
         from workers.runner import SourceRun
 
@@ -212,7 +243,8 @@ class Worker:
             prompts = self._valid_prompts(job, settings)
             backbone, segmenter = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
-                            backbone=backbone, segmenter=segmenter, resume=resumed)  # fmt: skip
+                            backbone=backbone, segmenter=segmenter, resume=resumed,
+                            halt=self._halt)  # fmt: skip
             summary = run.run()
             running.result = {"status": summary.status, "error": summary.error,
                               "frames": summary.frames}  # fmt: skip
@@ -222,7 +254,11 @@ class Worker:
             running.result = {"status": "failed", "error": message, "frames": 0}
             self.client.hset(state_key(job.source_id),
                              mapping={"status": "failed", "last_error": message})  # fmt: skip
-        kind = {"failed": "job.failed", "stopped": "job.stopped"}.get(
+        kind = {
+            "failed": "job.failed",
+            "stopped": "job.stopped",
+            "queued": "job.handed_back",
+        }.get(  # fmt: skip
             running.result["status"], "job.finished"
         )
         self._event(job, kind, running.result.get("error"), frames=running.result["frames"])
@@ -266,7 +302,11 @@ class Worker:
         for entry_id, running in list(self.running.items()):
             if running.thread.is_alive():
                 continue
-            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+            if running.result.get("status") == "queued":  # handed back: claimable at once
+                self.client.xclaim(JOBS_STREAM, GROUP, self.name, 0, [entry_id],
+                                   idle=self.claim_idle_ms, justid=True)  # fmt: skip
+            else:
+                self.client.xack(JOBS_STREAM, GROUP, entry_id)
             del self.running[entry_id]
             self.finished.append({"entry_id": entry_id, "source_id": running.job.source_id,
                                   **running.result})  # fmt: skip
