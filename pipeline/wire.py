@@ -238,6 +238,30 @@ def decode_job(fields: dict) -> Job:
     )
 
 
+STATE_INT_FIELDS = ("frames_done", "total", "last_frame", "lag", "dropped", "restarts")
+STATE_FLOAT_FIELDS = ("fps",)
+
+
+def decode_state(raw: dict) -> dict[str, Any]:
+    """A source's state hash with typed values: counts as int, ``fps`` as float, "" as None."""
+    doc: dict[str, Any] = {}
+    for k, v in raw.items():
+        name = k.decode() if isinstance(k, bytes) else str(k)
+        value = v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+        try:
+            if value == "":
+                doc[name] = None
+            elif name in STATE_INT_FIELDS:
+                doc[name] = int(float(value))
+            elif name in STATE_FLOAT_FIELDS:
+                doc[name] = float(value)
+            else:
+                doc[name] = value
+        except ValueError:
+            doc[name] = value
+    return doc
+
+
 CONTROL_OPS = ("stop", "add_prompts", "remove_track")
 
 

@@ -336,8 +336,9 @@ def print_summary(summary) -> None:
         table.add_row(
             "published",
             f"{pub.get('published', 0)} (duplicates skipped {pub.get('duplicates', 0)}, "
-            f"dropped {pub.get('dropped', 0)})",
+            f"refused by Redis {pub.get('dropped', 0)})",
         )
+    table.add_row("dropped", f"{summary.dropped} (live frames skipped: processing was behind)")
     if summary.error:
         table.add_row("error", summary.error)
     out.print(table)
@@ -585,7 +586,8 @@ def status(
             print(json.dumps(rows, indent=2))
             return
         table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts", "error")
-        for r in rows:
+        for typed in rows:
+            r = {k: "" if v is None else str(v) for k, v in typed.items()}
             done, total = r.get("frames_done", ""), r.get("total", "")
             table.add_row(r["source_id"], r.get("status", ""),
                           f"{done}/{total}" if total else done, r.get("fps", ""), r.get("lag", ""),

@@ -30,6 +30,7 @@ from pipeline.wire import (
     WireError,
     control_key,
     decode_job,
+    decode_state,
     encode_control,
     encode_event,
     encode_job,
@@ -68,13 +69,12 @@ def request_stop(client: redis.Redis, source_id: str) -> str:
     return status.decode()
 
 
-def source_states(client: redis.Redis) -> list[dict[str, str]]:
-    """Every source's state hash, with its id, sorted by id."""
+def source_states(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every source's state hash (typed, see `decode_state`), with its id, sorted by id."""
     rows = []
     for key in client.scan_iter(match="dinotrack:*:state", count=500):
         source_id = key.decode()[len("dinotrack:") : -len(":state")]
-        fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-        rows.append({"source_id": source_id, **fields})
+        rows.append({"source_id": source_id, **decode_state(client.hgetall(key))})
     return sorted(rows, key=lambda r: r["source_id"])
 
 

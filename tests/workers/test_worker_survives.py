@@ -17,7 +17,7 @@ from pipeline.settings import Settings, load_settings
 from pipeline.wire import JOBS_STREAM, Job, control_key, encode_control, frames_key, state_key
 from tests.conftest import moving_square_frames, write_video
 from workers.runner import SourceRun, init_ray
-from workers.service import GROUP, Worker, submit_job
+from workers.service import GROUP, Worker, source_states, submit_job
 
 MALFORMED = [
     '{"source": "a.mp4", "source_id": "m1", "submitted": "abc"}',
@@ -99,6 +99,9 @@ def test_bad_live_prompts_are_refused_and_the_job_goes_on(
     last = list(read_frames(client, "live"))[-1]
     assert sorted(t.id for t in last.tracks) == [1, 2]  # the valid prompt was applied
     assert client.hget(state_key("live"), "status") == b"finished"
+    (state,) = source_states(client)  # typed numbers, as `status --json` and /api print them
+    assert (state["frames_done"], state["restarts"], state["dropped"]) == (40, 0, 0)
+    assert isinstance(state["fps"], float) and state["total"] == 40
 
 
 def test_sigterm_hands_running_jobs_back_and_another_worker_resumes(
