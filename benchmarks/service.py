@@ -25,7 +25,13 @@ folder of ``--archive-frames`` links, prompted with the ground-truth mask of its
 sequence is used where the unchunked run follows the object throughout, so that the chunked run's
 ids can be compared with it (on 01_dog the unchunked track is lost after ~90 frames).
 
-Usage: ``python benchmarks/service.py [--parts overhead,concurrency,chunks,live]``; prints JSON.
+5. memory: peak memory of this process and all its descendants (Ray's processes and every actor)
+   while one worker runs 1, then N sources at once (``--memory-sources``); the difference divided
+   by N-1 is the memory of one extra source. PSS (shared pages split between the processes that
+   share them) where Linux gives it, RSS otherwise.
+
+Usage: ``python benchmarks/service.py [--parts overhead,concurrency,chunks,live,memory]``; prints
+JSON.
 """
 
 # ruff: noqa: E402
@@ -72,7 +78,7 @@ DATA = REPO.parent / "shared" / "data"
 DEFAULT_CLIP = DATA / "footage" / "01_dog.mp4"
 DAVIS = DATA / "davis2016-dev"
 DOG_BOX_720P = (450.0, 380.0, 700.0, 550.0)  # the dog at frame 0, in 1280x720 pixels
-PARTS = ("overhead", "concurrency", "chunks", "live")
+PARTS = ("overhead", "concurrency", "chunks", "live", "memory")
 
 
 def load_avg() -> list[float]:
@@ -309,6 +315,77 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
     return out
 
 
+class MemoryMeter:
+    """Peak of the summed memory (PSS, or RSS where PSS is not available) of this process and
+    its descendants, sampled every ``period`` s while in the ``with`` block."""
+
+    def __init__(self, period: float = 0.5):
+        self.period = period
+        self.peak_mb = 0.0
+        self.peak_processes = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        total, count = 0, 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+                count += 1
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        if total / 2**20 > self.peak_mb:
+            self.peak_mb, self.peak_processes = total / 2**20, count
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.period):
+            self._sample()
+
+    def __enter__(self) -> MemoryMeter:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def part_memory(args: argparse.Namespace, uri: str, url: str) -> dict:
+    import gc
+
+    import ray
+
+    client = redis.Redis.from_url(url)
+    prompts = box_prompts(args.short_side)
+    out: dict[str, Any] = {}
+    for n in (1, args.memory_sources):
+        settings = make_settings(args, args.memory_frames)
+        ids = [f"mem{n}-{i}" for i in range(n)]
+        worker = Worker(settings, url, name=f"mem-{n}", max_sources=n)
+        for sid in ids:
+            submit_job(client, Job(uri, sid, prompts))
+        with MemoryMeter() as meter:
+            worker.run(max_jobs=n)
+        for actor in [*worker._backbones.values(), *worker._segmenters.values()]:
+            if actor is not None:
+                ray.kill(actor, no_restart=True)
+        gc.collect()
+        failed = [j for j in worker.finished if j.get("status") != "finished"]
+        if failed:
+            raise RuntimeError(f"memory {n}: jobs did not finish: {failed}")
+        out[str(n)] = {"sources": n, "peak_mb": round(meter.peak_mb, 1),
+                       "processes_at_peak": meter.peak_processes}  # fmt: skip
+        time.sleep(2.0)  # killed actors' processes exit before the next measurement
+    n = args.memory_sources
+    extra = (out[str(n)]["peak_mb"] - out["1"]["peak_mb"]) / max(1, n - 1)
+    out["per_extra_source_mb"] = round(extra, 1)
+    out["measure"] = "PSS summed over this process and its descendants, peak of 0.5 s samples"
+    return out
+
+
 def compare_runs(a: list[FrameResult], b: list[FrameResult]) -> dict:
     """Per frame: do the ids with a mask agree; per id in both: mask IoU."""
     by_index = {r.frame_index: r for r in b}
@@ -520,6 +597,8 @@ def main() -> None:
     parser.add_argument("--live-publish-batch", default="16,1", help="live: publisher batches")
     parser.add_argument("--live-warmup", type=int, default=20, help="live: first frames apart")
     parser.add_argument("--live-jpegs", type=int, default=50, help="live: clip frames looped")
+    parser.add_argument("--memory-sources", type=int, default=3, help="memory: N (vs 1)")
+    parser.add_argument("--memory-frames", type=int, default=60, help="memory: frames a source")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     args = parser.parse_args()
     args.concurrency = [int(v) for v in args.concurrency.split(",") if v]
@@ -558,7 +637,8 @@ def main() -> None:
             archive = Archive(args, Path(tmp) / "archive") if {"overhead", "chunks"} & set(parts) \
                 else None  # fmt: skip
             fns = {"overhead": (part_overhead, archive), "concurrency": (part_concurrency, uri),
-                   "chunks": (part_chunks, archive), "live": (part_live, uri)}  # fmt: skip
+                   "chunks": (part_chunks, archive), "live": (part_live, uri),
+                   "memory": (part_memory, uri)}  # fmt: skip
             for part in parts:
                 t0 = time.perf_counter()
                 fn, data = fns[part]

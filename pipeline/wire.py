@@ -120,7 +120,7 @@ def encode_frame_result(result: FrameResult) -> dict[str, str]:
 
 def _fields_json(fields: dict, max_bytes: int | None = None) -> dict[str, Any]:
     def s(v: Any) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
+        return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
 
     norm = {s(k): s(v) for k, v in fields.items()}
     if "schema" not in norm or "data" not in norm:
@@ -136,8 +136,8 @@ def _fields_json(fields: dict, max_bytes: int | None = None) -> dict[str, Any]:
         return load_json(norm["data"].encode(), "entry 'data'", max_bytes)
     except LimitError as exc:
         raise WireError(str(exc)) from exc
-    except json.JSONDecodeError as exc:
-        raise WireError(f"entry 'data' is not JSON: {exc}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise WireError(f"entry 'data' is not JSON (or nested too deep): {exc}") from exc
 
 
 def decode_frame_result(fields: dict) -> FrameResult:
@@ -203,27 +203,78 @@ def encode_job(job: Job) -> dict[str, str]:
     return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}
 
 
+JOB_FIELDS = ("job_id", "source", "source_id", "prompts", "settings", "submitted")
+
+
+def job_source_id(fields: dict) -> str | None:
+    """The source id a (possibly malformed) job entry names, if it names one as a string."""
+    try:
+        d = _fields_json(fields)
+    except WireError:
+        return None
+    sid = d.get("source_id") if isinstance(d, dict) else None
+    return sid if isinstance(sid, str) and sid else None
+
+
 def decode_job(fields: dict) -> Job:
-    """A job from its entry; raises WireError naming what is missing or malformed."""
+    """A job from its entry; raises WireError naming what is missing or malformed.
+
+    Every way a job can be wrong (not JSON, not an object, a missing or empty ``source`` or
+    ``source_id``, a field of the wrong type, an unknown field) is a WireError, so a worker can
+    drop the job with one handler.
+    """
     d = _fields_json(fields, max_bytes=MAX_JOB_BYTES)
     if not isinstance(d, dict):
         raise WireError("job 'data' must be a JSON object")
+    unknown = sorted(set(d) - set(JOB_FIELDS))
+    if unknown:
+        known = ", ".join(JOB_FIELDS)
+        raise WireError(f"job has unknown field(s) {', '.join(unknown)}; known: {known}")
     missing = [k for k in ("source", "source_id") if not d.get(k)]
     if missing:
         raise WireError(f"job lacks {', '.join(missing)} — submit with a source and --source-id")
-    if not isinstance(d.get("prompts", []), list) or not isinstance(d.get("settings", {}), dict):
-        raise WireError("job 'prompts' must be a list and 'settings' an object")
+    expected = {"source": str, "source_id": str, "job_id": str, "prompts": list, "settings": dict}
+    for name, kind in expected.items():
+        if name in d and not isinstance(d[name], kind):
+            raise WireError(f"job field '{name}' must be a {kind.__name__}, got {d[name]!r:.60}")
+    submitted = d.get("submitted", 0.0)
+    if isinstance(submitted, bool) or not isinstance(submitted, (int, float)):
+        raise WireError(f"job field 'submitted' must be a Unix time number, got {submitted!r:.60}")
     if d.get("on_existing") not in ON_EXISTING:
         raise WireError(f"job 'on_existing' must be one of {ON_EXISTING}, not {d['on_existing']!r}")
     return Job(
-        source=str(d["source"]),
-        source_id=str(d["source_id"]),
+        source=d["source"],
+        source_id=d["source_id"],
         prompts=list(d.get("prompts", [])),
         settings=dict(d.get("settings", {})),
-        job_id=str(d.get("job_id", "")),
-        submitted=float(d.get("submitted", 0.0)),
+        job_id=d.get("job_id", ""),
+        submitted=float(submitted),
         on_existing=d.get("on_existing"),
     )
+
+
+STATE_INT_FIELDS = ("frames_done", "total", "last_frame", "lag", "dropped", "restarts")
+STATE_FLOAT_FIELDS = ("fps",)
+
+
+def decode_state(raw: dict) -> dict[str, Any]:
+    """A source's state hash with typed values: counts as int, ``fps`` as float, "" as None."""
+    doc: dict[str, Any] = {}
+    for k, v in raw.items():
+        name = k.decode() if isinstance(k, bytes) else str(k)
+        value = v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+        try:
+            if value == "":
+                doc[name] = None
+            elif name in STATE_INT_FIELDS:
+                doc[name] = int(float(value))
+            elif name in STATE_FLOAT_FIELDS:
+                doc[name] = float(value)
+            else:
+                doc[name] = value
+        except ValueError:
+            doc[name] = value
+    return doc
 
 
 CONTROL_OPS = ("stop", "add_prompts", "remove_track")

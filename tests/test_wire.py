@@ -68,3 +68,13 @@ def test_rle_matches_pycocotools_layout_and_boxes() -> None:
     assert mask_to_box(np.zeros((3, 3), bool)) is None
     iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]))
     np.testing.assert_allclose(iou, [[1 / 3, 0.0]])
+
+
+def test_state_hash_decodes_to_typed_numbers() -> None:
+    from pipeline.wire import decode_state
+
+    raw = {b"status": b"running", b"restarts": b"0", b"dropped": b"812", b"fps": b"9.5",
+           b"frames_done": b"40", b"total": b"", b"lag": b"3", b"last_error": b""}  # fmt: skip
+    assert decode_state(raw) == {"status": "running", "restarts": 0, "dropped": 812, "fps": 9.5,
+                                 "frames_done": 40, "total": None, "lag": 3,
+                                 "last_error": None}  # fmt: skip

@@ -40,6 +40,7 @@ from pipeline.types import Frame, FrameResult
 from pipeline.wire import (
     STATE_KEYS,
     decode_frame_result,
+    decode_state,
     frames_key,
     source_id_of_state_key,
     state_key,
@@ -47,25 +48,10 @@ from pipeline.wire import (
 
 log = logging.getLogger("dinotrack.http")
 
-_INT_FIELDS = ("frames_done", "total", "last_frame")
-_FLOAT_FIELDS = ("fps", "lag")
 MAX_OPEN_VIDEOS = 8
 """Source videos kept open at once for the live views (least recently used closed first)."""
 MAX_DECODE_AHEAD = 50
 """Frames a live view decodes forward to reach the next published one; further, it seeks."""
-
-
-def _state_value(name: str, raw: str) -> Any:
-    if raw == "":
-        return None
-    try:
-        if name in _INT_FIELDS:
-            return int(float(raw))
-        if name in _FLOAT_FIELDS:
-            return float(raw)
-    except ValueError:
-        return raw
-    return raw
 
 
 class _VideoReader:
@@ -115,11 +101,7 @@ class Dashboard:
         raw = self.client.hgetall(state_key(source_id))
         if not raw:
             return None
-        doc: dict[str, Any] = {"source_id": source_id}
-        for k, v in raw.items():
-            name = k.decode() if isinstance(k, bytes) else k
-            doc[name] = _state_value(name, v.decode() if isinstance(v, bytes) else v)
-        return doc
+        return {"source_id": source_id, **decode_state(raw)}
 
     def states(self) -> list[dict[str, Any]]:
         return [s for s in (self.state(i) for i in self.source_ids()) if s is not None]

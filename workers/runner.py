@@ -12,6 +12,7 @@ publisher, so the stream stays complete, ordered and free of duplicates.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class RunSummary:
     last_frame: int | None = None
     error: str | None = None
     stopped: bool = False
+    handed_back: bool = False
     restarts: int = 0
     publish: dict[str, Any] = field(default_factory=dict)
     backbone: str = ""
@@ -53,7 +55,9 @@ class RunSummary:
 
     @property
     def status(self) -> str:
-        return "failed" if self.error else "stopped" if self.stopped else "finished"
+        if self.error:
+            return "failed"
+        return "queued" if self.handed_back else "stopped" if self.stopped else "finished"
 
 
 class StartFailed(RuntimeError):
@@ -82,6 +86,8 @@ class SourceRun:
         checkpoint_every: Frames between tracker checkpoints (0: none, and no recovery).
         max_restarts: Recoveries from dead actors before the run fails.
         resume: Start from the source's checkpoint in Redis, if any (a reclaimed job).
+        halt: Set by a stopping worker: the run checkpoints, ends with status ``queued`` and
+            leaves the job for another worker to resume.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class SourceRun:
         checkpoint_every: int = 50,
         max_restarts: int = 3,
         resume: bool = False,
+        halt: threading.Event | None = None,
     ):
         self.settings = settings
         self.uri = uri
@@ -107,6 +114,7 @@ class SourceRun:
         self.checkpoint_every = checkpoint_every
         self.max_restarts = max_restarts
         self.resume = resume
+        self.halt = halt or threading.Event()
         self.summary = RunSummary(source_id)
         self._backbone = backbone
         self._own_backbone = backbone is None
@@ -114,6 +122,7 @@ class SourceRun:
         self._client = redis.Redis.from_url(redis_url)
         self._control_cursor = _last_id(self._client, control_key(source_id))
         self._start_error: str | None = None
+        self._frame_size = (0, 0)
         self._metric_refs: list = []
         self.actors: dict[str, Any] = {}
 
@@ -190,6 +199,7 @@ class SourceRun:
             self._start_error = _cause(exc)
             raise StartFailed(self._start_error) from exc
         s.total = info.get("frames")
+        self._frame_size = (int(info["width"]), int(info["height"]))
         status = {"status": "running", "source": self.uri, "last_error": "", "restarts": s.restarts,
                   "backbone": s.backbone}  # fmt: skip
         self._get(publisher.set_state.remote(status))
@@ -242,11 +252,15 @@ class SourceRun:
             if self.checkpoint_every and since_ckpt >= self.checkpoint_every:
                 publisher.checkpoint.remote(tracker.snapshot.remote())
                 since_ckpt = 0
-            if submitted % 10 == 0 and self._poll_control(tracker):
+            if submitted % 10 == 0 and self._poll_control(tracker, publisher):
+                break
+            if self.halt.is_set():
+                s.handed_back = True
                 break
         settle(0)
-        if self.checkpoint_every:  # the state at the end: a later --resume continues from here
-            publisher.checkpoint.remote(tracker.snapshot.remote())
+        if self.checkpoint_every:  # the state at the end: --resume, or the next worker after a
+            # hand-back, continues from here
+            self._get(publisher.checkpoint.remote(tracker.snapshot.remote()))
         self._collect_metrics(0, wait=True)
 
     def _collect_metrics(self, in_flight: int, wait: bool = False) -> None:
@@ -265,7 +279,7 @@ class SourceRun:
         for ref in ready:
             metrics.apply(self._get(ref))
 
-    def _poll_control(self, tracker: Any) -> bool:
+    def _poll_control(self, tracker: Any, publisher: Any) -> bool:
         """Apply control messages; True when a stop was asked for."""
         try:
             reply = self._client.xread({control_key(self.source_id): self._control_cursor})
@@ -278,16 +292,26 @@ class SourceRun:
                 msg = decode_control(fields)
             except ValueError as exc:
                 log.warning("ignored control message %s: %s", entry_id, exc)
+                publisher.events.remote([self._event("prompt.refused", str(exc))])
                 continue
             if msg["op"] == "stop":
                 self.summary.stopped = True
                 return True
-            if msg["op"] == "add_prompts":
-                if prompts := self._control_prompts(msg.get("prompts", [])):
-                    tracker.add_prompts.remote(prompts)
-            elif msg["op"] == "remove_track":
-                tracker.remove_track.remote(int(msg["track_id"]))
+            self._apply_control(msg, tracker, publisher)
         return False
+
+    def _apply_control(self, msg: dict[str, Any], tracker: Any, publisher: Any) -> None:
+        """The valid part of a live prompt goes to the tracker, the rest to prompt.refused."""
+        from workers.control import check_control
+
+        checked = check_control(msg, *self._frame_size, self.summary.tracks)
+        if checked.prompts and (prompts := self._control_prompts(checked.prompts)):
+            tracker.add_prompts.remote(prompts)
+        if checked.track_id is not None:
+            tracker.remove_track.remote(checked.track_id)
+        if checked.refused:
+            log.warning("%s: refused %s", self.source_id, "; ".join(checked.refused))
+            publisher.events.remote([self._event("prompt.refused", m) for m in checked.refused])
 
     def _control_prompts(self, raw: Any) -> list[dict]:
         """A control message's prompts, read under the worker's confinement (they come from

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +33,17 @@ from pipeline.wire import (
     WireError,
     control_key,
     decode_job,
+    decode_state,
     encode_control,
     encode_event,
     encode_job,
     events_key,
+    job_source_id,
     source_id_of_state_key,
     state_key,
 )
 from workers.job_rules import JobRefused, check_job, confinement
+from workers.reconnect import REDIS_DOWN, Backoff
 
 log = logging.getLogger("dinotrack.service")
 
@@ -80,13 +85,12 @@ def request_stop(client: redis.Redis, source_id: str) -> str:
     return status.decode()
 
 
-def source_states(client: redis.Redis) -> list[dict[str, str]]:
-    """Every source's state hash, with its id, sorted by id."""
+def source_states(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every source's state hash (typed, see `decode_state`), with its id, sorted by id."""
     rows = []
     for key in client.scan_iter(match=STATE_KEYS, count=500):
         source_id = source_id_of_state_key(key)
-        fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-        rows.append({"source_id": source_id, **fields})
+        rows.append({"source_id": source_id, **decode_state(client.hgetall(key))})
     return sorted(rows, key=lambda r: r["source_id"])
 
 
@@ -100,6 +104,24 @@ def merge_settings(base: Settings, overrides: dict[str, Any]) -> Settings:
         return out
 
     return Settings.model_validate(merge(base.model_dump(), overrides))
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop`` (main thread only); returns what restores the old ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("%s: handing running jobs back to the queue", signal.Signals(signum).name)
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore
 
 
 @dataclass
@@ -143,6 +165,7 @@ class Worker:
         self._backbones: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._halt = threading.Event()
         try:
             self.client.xgroup_create(JOBS_STREAM, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -155,25 +178,31 @@ class Worker:
 
         init_ray(self.settings)
         stop = stop or threading.Event()
+        restore = _stop_on_signals(stop)  # after ray.init, which installs its own handlers
         last_beat = 0.0
+        backoff = Backoff(f"worker {self.name}")
         while not stop.is_set():
-            self._reap()
-            if max_jobs is not None and len(self.finished) >= max_jobs and not self.running:
-                break
-            if time.monotonic() - last_beat > self.heartbeat_s:
-                self._heartbeat()
-                last_beat = time.monotonic()
-            free = self.max_sources - len(self.running)
-            if free <= 0:
-                stop.wait(0.2)
-                continue
-            for entry_id, fields, resumed in self._take(free):
-                self._start(entry_id, fields, resumed)
-        for running in list(self.running.values()):
-            self.client.xadd(control_key(running.job.source_id), encode_control("stop"))
+            try:
+                self._reap()
+                if max_jobs is not None and len(self.finished) >= max_jobs and not self.running:
+                    break
+                if time.monotonic() - last_beat > self.heartbeat_s:
+                    self._heartbeat()
+                    last_beat = time.monotonic()
+                free = self.max_sources - len(self.running)
+                if free <= 0:
+                    stop.wait(0.2)
+                    continue
+                for entry_id, fields, resumed in self._take(free):
+                    self._start(entry_id, fields, resumed)
+                backoff.succeeded()
+            except REDIS_DOWN as exc:  # a Redis restart: running jobs buffer and go on
+                backoff.failed(exc, stop)
+        self._halt.set()  # running jobs checkpoint and are handed back to the queue
         for running in list(self.running.values()):
             running.thread.join(timeout=60)
         self._reap()
+        restore()
 
     def _take(self, count: int) -> list[tuple[str, dict, bool]]:
         """Jobs of dead workers first (XAUTOCLAIM), then new ones (XREADGROUP)."""
@@ -201,9 +230,7 @@ class Worker:
         try:
             job = decode_job(fields)
         except WireError as exc:
-            log.error("malformed job %s dropped: %s", entry_id, exc)
-            self.client.xack(JOBS_STREAM, GROUP, entry_id)
-            self.finished.append({"entry_id": entry_id, "status": "failed", "error": str(exc)})
+            self._drop_malformed(entry_id, fields, exc)
             return
         from workers import rerun
 
@@ -227,6 +254,16 @@ class Worker:
         self.running[entry_id] = running
         running.thread.start()
 
+    def _drop_malformed(self, entry_id: str, fields: dict, exc: WireError) -> None:
+        """Ack a job that cannot be read, with a ``job.refused`` event; the worker goes on."""
+        log.error("malformed job %s dropped: %s", entry_id, exc)
+        self.client.xack(JOBS_STREAM, GROUP, entry_id)
+        source_id = job_source_id(fields)
+        self.finished.append({"entry_id": entry_id, "source_id": source_id, "status": "refused",
+                              "error": str(exc)})  # fmt: skip
+        if source_id:
+            self._event(Job("", source_id), "job.refused", str(exc), entry_id=entry_id)
+
     def _run_job(self, running: _Running, resumed: bool) -> None:
         from pipeline.models.registry import resolve_backbone_name
         from workers.runner import SourceRun
@@ -248,7 +285,8 @@ class Worker:
             prompts = self._valid_prompts(job, settings)
             backbone, segmenter = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
-                            backbone=backbone, segmenter=segmenter, resume=resumed)  # fmt: skip
+                            backbone=backbone, segmenter=segmenter, resume=resumed,
+                            halt=self._halt)  # fmt: skip
             summary = run.run()
             running.result = {"status": summary.status, "error": summary.error,
                               "frames": summary.frames}  # fmt: skip
@@ -258,7 +296,11 @@ class Worker:
             running.result = {"status": "failed", "error": message, "frames": 0}
             self.client.hset(state_key(job.source_id),
                              mapping={"status": "failed", "last_error": message})  # fmt: skip
-        kind = {"failed": "job.failed", "stopped": "job.stopped"}.get(
+        kind = {
+            "failed": "job.failed",
+            "stopped": "job.stopped",
+            "queued": "job.handed_back",
+        }.get(  # fmt: skip
             running.result["status"], "job.finished"
         )
         self._event(job, kind, running.result.get("error"), frames=running.result["frames"])
@@ -302,10 +344,16 @@ class Worker:
         for entry_id, running in list(self.running.items()):
             if running.thread.is_alive():
                 continue
-            from workers.rerun import ended
+            if running.result.get("status") == "queued":  # handed back: claimable at once
+                self.client.xclaim(JOBS_STREAM, GROUP, self.name, 0, [entry_id],
+                                   idle=self.claim_idle_ms, justid=True)  # fmt: skip
+            else:
+                from workers.rerun import ended
 
-            ended(self.client, running.job, running.result["status"], running.result.get("error"))
-            self.client.xack(JOBS_STREAM, GROUP, entry_id)
+                ended(
+                    self.client, running.job, running.result["status"], running.result.get("error")
+                )
+                self.client.xack(JOBS_STREAM, GROUP, entry_id)
             del self.running[entry_id]
             self.finished.append({"entry_id": entry_id, "source_id": running.job.source_id,
                                   **running.result})  # fmt: skip

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from pipeline.sources.base import SourceError, SourceInfo, VideoSource
@@ -77,6 +78,26 @@ def probe(uri: str, config: SourceConfig | None = None) -> SourceInfo:
         config = config.model_copy(update={"reconnect": False})
     source = open_source(uri, "probe", config)
     try:
+        if is_live(uri):
+            source.info.fps = _measured_fps(source)
         return source.info
     finally:
         source.close()
+
+
+def _measured_fps(source: VideoSource, frames: int = 14, seconds: float = 2.0) -> float | None:
+    """A live source's frame rate as frames arrive (a stream's declared rate can be a guess:
+    FFmpeg says 25 for any MJPEG camera); None when fewer than 5 frames come within ``seconds``."""
+    stamps: list[float] = []
+    deadline = time.monotonic() + seconds
+    try:
+        for _ in source.frames():
+            stamps.append(time.monotonic())
+            if len(stamps) >= frames or stamps[-1] > deadline:
+                break
+    except SourceError:
+        pass
+    stamps = stamps[2:]  # the first frames come in a burst, buffered while connecting
+    if len(stamps) < 3 or stamps[-1] <= stamps[0]:
+        return None
+    return round((len(stamps) - 1) / (stamps[-1] - stamps[0]), 2)

@@ -3,7 +3,8 @@
 A reader thread decodes into a bounded buffer: when processing is slower than the camera the oldest
 frame is dropped (counted in ``dropped``), so the consumer always gets the freshest frames and
 memory stays bounded. Disconnects are retried with exponential backoff and jitter; frame indices
-and PTS keep increasing across reconnects.
+and PTS keep increasing across reconnects. A live frame's PTS is its arrival time in seconds since
+the source was opened (monotonic clock), so an outage shows as a gap of its real length.
 """
 
 from __future__ import annotations
@@ -211,15 +212,14 @@ class LiveSource:
             raise SourceError(f"{self.uri!r} carries no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        first_raw: float | None = None
-        offset = 0.0
+        first = True
         for frame in container.decode(stream):
             if self._stop.is_set():
                 return False
             wall = time.time()
             if self._size is None:
                 self._connected_first(frame, stream)
-            if first_raw is None:
+            if first:
                 self.events.emit(
                     "source.connected",
                     f"{'re' if reconnected else ''}connected to {self.uri!r}",
@@ -227,12 +227,10 @@ class LiveSource:
                     width=frame.width,
                     height=frame.height,
                 )
-                first_raw = frame.time if frame.time is not None else 0.0
-                offset = max(time.monotonic() - self._session_start, self._last_pts + 1e-3)
-                if self._next_index == 0:
-                    offset = 0.0
-            raw = frame.time if frame.time is not None else time.monotonic() - self._session_start
-            pts = max(offset + raw - first_raw, self._last_pts + 1e-6)
+                first = False
+            # PTS of a live frame: seconds since the source opened, when it arrived (stream
+            # timestamps are guessed for MJPEG and restart with the server)
+            pts = max(time.monotonic() - self._session_start, self._last_pts + 1e-6)
             self._last_pts = pts
             with self._cond:
                 if len(self._buffer) >= self.config.live_buffer:

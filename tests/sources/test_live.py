@@ -260,3 +260,45 @@ def test_mjpeg_over_http(event_log):
         httpd.server_close()
     assert [f.index for f in got] == list(range(15))
     assert all(abs(float(f.image.mean()) - level(f.index)) < 3 for f in got)
+
+
+def test_mjpeg_rate_and_pts_follow_arrival_time(event_log):
+    """A 10 fps MJPEG camera: probe says 10 fps (not FFmpeg's guessed 25), PTS advance 0.1 s a
+    frame, as wall time does (so an outage shows as a gap of its real length)."""
+    jpegs = [cv2.imencode(".jpg", frame_image(i))[1].tobytes() for i in range(16)]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in jpegs:
+                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
+                time.sleep(0.1)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/video.mjpg"
+    try:
+        info = probe(url)
+        config = SourceConfig(live_buffer=64, max_retries=1, backoff_initial_s=0.8,
+                              backoff_max_s=0.8)  # fmt: skip
+        source = open_source(url, "cam", config, event_log)
+        got = []
+        with pytest.raises(SourceError, match="did not come back"):
+            for frame in source.frames():
+                got.append(frame)
+                if len(got) == 16:
+                    httpd.shutdown()  # the camera goes away after one round...
+                    httpd.server_close()
+    finally:
+        httpd.shutdown()
+    assert info.codec == "mjpeg" and 8.0 <= info.fps <= 12.0
+    assert [f.index for f in got] == list(range(16))
+    steps = np.diff([f.pts for f in got])
+    assert 0.07 <= float(np.median(steps)) <= 0.14  # arrival time, not 0.04 s a frame
+    assert abs((got[-1].pts - got[0].pts) - (got[-1].wall_time - got[0].wall_time)) < 0.05

@@ -35,7 +35,8 @@ def status(
             print(json.dumps(rows, indent=2))
             return
         table = Table("source", "state", "frames", "fps", "lag", "dropped", "restarts")
-        for r in rows:
+        for typed in rows:
+            r = {k: "" if v is None else str(v) for k, v in typed.items()}
             done, total = r.get("frames_done", ""), r.get("total", "")
             table.add_row(Text(r["source_id"]), r.get("status", ""),
                           f"{done}/{total}" if total else done, r.get("fps", ""), r.get("lag", ""),

@@ -116,7 +116,6 @@ def worker(
     debug: DebugOpt = False,
 ) -> None:
     """Take jobs from Redis (dinotrack:jobs) and run them, several sources at once."""
-    import signal
     import threading
 
     with guarded(debug, log_warnings=True):
@@ -127,8 +126,7 @@ def worker(
         from workers.redis_target import redis_url_for
         from workers.service import Worker
 
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop = threading.Event()  # SIGTERM/SIGINT set it (Worker.run installs the handlers)
         with redis_url_for(settings) as url:
             w = Worker(settings, url, max_sources=max_sources, claim_idle_s=claim_idle)
             if metrics_port is not None:

@@ -171,8 +171,9 @@ def print_summary(summary) -> None:
         table.add_row(
             "published",
             f"{pub.get('published', 0)} (duplicates skipped {pub.get('duplicates', 0)}, "
-            f"dropped {pub.get('dropped', 0)})",
+            f"lost {pub.get('dropped', 0)})",
         )
+    table.add_row("dropped", f"{summary.dropped} (live frames skipped: processing was behind)")
     if summary.error:
         from pipeline.redact import redact
 
