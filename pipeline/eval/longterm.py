@@ -236,6 +236,7 @@ def track_sequence(
     tracker_config: Any,
     features_of: FeaturesOf | None = None,
     max_frames: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Report], dict[str, float]]:
     """Run the tracker over one sequence, prompted with the first ground-truth box at frame 0.
 
@@ -249,6 +250,7 @@ def track_sequence(
         tracker_config: `TrackerConfig`.
         features_of: ``(frame index, image) -> FeatureMap`` in place of the backbone (a cache).
         max_frames: Only the first this many frames.
+        progress: Called with (frames done, frames) after each frame.
 
     Returns:
         Reports per frame and timings: seconds per frame in the backbone (when it ran) and in the
@@ -263,7 +265,7 @@ def track_sequence(
     seq_dir = Path(seq_dir)
     images = sequence_images(seq_dir)[:max_frames]
     x, y, w, h = read_groundtruth(seq_dir / "groundtruth.txt")[0]
-    tracker = Tracker(seq_dir.name, tracker_config, segmenter, backbone.name, backbone=backbone)
+    tracker = Tracker(seq_dir.name, tracker_config, segmenter, backbone.name)
     tracker.prompts.add([BoxPrompt(box=(x, y, x + w, y + h), frame=0)])
     target: int | None = None
     reports: list[Report] = []
@@ -285,6 +287,8 @@ def track_sequence(
             reports.append(Report(xyxy_to_xywh(track.box), float(track.score)))
         else:
             reports.append(Report(None))
+        if progress is not None:
+            progress(i + 1, len(images))
     n = max(1, len(images) - 1)
     return reports, {"backbone_s": t_backbone / n, "tracker_s": t_tracker / n}
 
@@ -298,6 +302,8 @@ def run_longterm(
     out_dir: str | Path | None = None,
     features_for: Callable[[str], FeaturesOf | None] | None = None,
     max_frames: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    sequence_done: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Track and score long-term sequences.
 
@@ -308,6 +314,8 @@ def run_longterm(
         out_dir: When given, each sequence's reports go to ``out_dir/<seq>.txt``.
         features_for: Sequence name -> a ``features_of`` for `track_sequence` (a cache).
         max_frames: Only the first this many frames of each sequence.
+        progress: Called with (sequence, frames done, frames) after each frame.
+        sequence_done: Called with (sequence, its scores) when a sequence is scored.
 
     Returns:
         ``{"sequences": {seq: score_sequence(...) + times}, "mean": mean_scores(...)}``;
@@ -318,8 +326,9 @@ def run_longterm(
     for seq in sequences:
         gts = read_groundtruth(root / seq / "groundtruth.txt")[:max_frames]
         feats = features_for(seq) if features_for else None
+        step = None if progress is None else (lambda d, t, seq=seq: progress(seq, d, t))
         reports, times = track_sequence(
-            root / seq, backbone, segmenter, tracker_config, feats, max_frames
+            root / seq, backbone, segmenter, tracker_config, feats, max_frames, step
         )
         gts = gts[: len(reports)]
         per_seq[seq] = {
@@ -330,6 +339,8 @@ def run_longterm(
         if out_dir is not None:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             write_predictions(Path(out_dir) / f"{seq}.txt", reports)
+        if sequence_done is not None:
+            sequence_done(seq, per_seq[seq])
     return {"sequences": per_seq, "mean": mean_scores(per_seq)}
 
 

@@ -15,6 +15,7 @@ from workers.commands.options import (
     ShortSide,
     TrackerConfigFile,
 )
+from workers.commands.progress import sequence_progress
 
 
 def lt(
@@ -54,7 +55,17 @@ def lt(
         cfg = TrackerConfig.model_validate(yaml.safe_load(tracker_config.read_text()) or {})
     bb = build_backbone(BackboneConfig(name=backbone, short_side=short_side, device=device))
     seg = build_segmenter(segmenter, SegmenterConfig(device=device))
-    result = run_longterm(root, names, bb, seg, cfg, out, max_frames=max_frames)
+    with sequence_progress(len(names)) as bars:
+
+        def done(seq: str, scores: dict) -> None:
+            shown = scores["absent_shown"]
+            bars.finished(seq, f"F {100 * scores['F']:.1f} (Pr {100 * scores['Pr']:.1f}, "
+                          f"Re {100 * scores['Re']:.1f}), absent shown "
+                          f"{'-' if shown is None else f'{shown:.0%}'}, re-acquired "
+                          f"{scores['reacquired']}/{scores['absences']}")  # fmt: skip
+
+        result = run_longterm(root, names, bb, seg, cfg, out, max_frames=max_frames,
+                              progress=bars.frame, sequence_done=done)  # fmt: skip
     result["setup"] = {
         "backbone": bb.name,
         "segmenter": segmenter,
