@@ -203,7 +203,7 @@ def encode_job(job: Job) -> dict[str, str]:
     return {"schema": SCHEMA_VERSION, "data": json.dumps(d)}
 
 
-JOB_FIELDS = ("job_id", "source", "source_id", "prompts", "settings", "submitted")
+JOB_FIELDS = ("job_id", "source", "source_id", "prompts", "settings", "submitted", "on_existing")
 
 
 def job_source_id(fields: dict) -> str | None:
