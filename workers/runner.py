@@ -304,7 +304,8 @@ class SourceRun:
         """The valid part of a live prompt goes to the tracker, the rest to prompt.refused."""
         from workers.control import check_control
 
-        checked = check_control(msg, *self._frame_size, self.summary.tracks)
+        with confined(confinement(self.settings.worker)):  # prompt files come from Redis
+            checked = check_control(msg, *self._frame_size, self.summary.tracks)
         if checked.prompts and (prompts := self._control_prompts(checked.prompts)):
             tracker.add_prompts.remote(prompts)
         if checked.track_id is not None:
