@@ -48,7 +48,7 @@ def test_the_readme_first_hour_as_written(shared_data: Path, tmp_path: Path) -> 
     socket = work / ".dinotrack" / "redis.sock"
     assert f"embedded Redis started at unix://{socket}" in first.stderr
     assert "publishing to dinotrack:01_dog:frames" in first.stderr
-    assert re.search(r"published\s+│?\s*10 \(duplicates skipped 0, dropped 0\)", first.stdout)
+    assert re.search(r"published\s+│?\s*10 \(duplicates skipped 0, lost 0\)", first.stdout)
 
     started = _sh(["dinotrack", "redis"], work)
     try:
