@@ -268,7 +268,6 @@ def poll_progress(client: redis.Redis, ids: list[str], done: threading.Event,
 
 
 def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
-    import ray
 
     client = redis.Redis.from_url(url)
     prompts = box_prompts(args.short_side)
@@ -289,9 +288,7 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
         wall = time.perf_counter() - t0
         done.set()
         poller.join()
-        # The worker keeps its shared backbone actors for later jobs; this one is done with them.
-        for actor in worker._backbones.values():
-            ray.kill(actor, no_restart=True)
+        worker.close()  # the worker keeps its shared actors for later jobs; this one is done
         failed = [j for j in worker.finished if j.get("status") != "finished"]
         if failed:
             raise RuntimeError(f"concurrency {n}: jobs did not finish: {failed}")
@@ -315,6 +312,22 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
     return out
 
 
+def process_kind(proc: psutil.Process) -> str:
+    """What a process is: a Ray actor's class (its title ``ray::Class.method``), a Ray daemon
+    (``raylet``, ``gcs_server`` ...), or this driver."""
+    if proc.pid == os.getpid():
+        return "driver"
+    cmd = proc.cmdline()
+    head = cmd[0] if cmd else proc.name()
+    if head.startswith("ray::"):
+        return head[5:].split(".")[0].split()[0] or "ray::idle"
+    names = [Path(part).name for part in cmd[:3]]
+    for name in names:
+        if name.endswith(".py"):
+            return name
+    return names[0] if names else proc.name()
+
+
 class MemoryMeter:
     """Peak of the summed memory (PSS, or RSS where PSS is not available) of this process and
     its descendants, sampled every ``period`` s while in the ``with`` block."""
@@ -323,21 +336,29 @@ class MemoryMeter:
         self.period = period
         self.peak_mb = 0.0
         self.peak_processes = 0
+        self.peak_by_kind: dict[str, dict] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
         me = psutil.Process()
         total, count = 0, 0
+        kinds: dict[str, dict] = {}
         for proc in [me, *me.children(recursive=True)]:
             try:
                 info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-                count += 1
+                kind = process_kind(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            size = getattr(info, "pss", info.rss)
+            total += size
+            count += 1
+            row = kinds.setdefault(kind, {"processes": 0, "mb": 0.0})
+            row["processes"] += 1
+            row["mb"] = round(row["mb"] + size / 2**20, 1)
         if total / 2**20 > self.peak_mb:
             self.peak_mb, self.peak_processes = total / 2**20, count
+            self.peak_by_kind = dict(sorted(kinds.items(), key=lambda kv: -kv[1]["mb"]))
 
     def _loop(self) -> None:
         while not self._done.wait(self.period):
@@ -356,28 +377,26 @@ class MemoryMeter:
 def part_memory(args: argparse.Namespace, uri: str, url: str) -> dict:
     import gc
 
-    import ray
-
     client = redis.Redis.from_url(url)
     prompts = box_prompts(args.short_side)
     out: dict[str, Any] = {}
     for n in (1, args.memory_sources):
         settings = make_settings(args, args.memory_frames)
+        settings.worker.allowed_roots = [Path(uri).resolve().parent]  # the jobs' clip
         ids = [f"mem{n}-{i}" for i in range(n)]
         worker = Worker(settings, url, name=f"mem-{n}", max_sources=n)
         for sid in ids:
             submit_job(client, Job(uri, sid, prompts))
         with MemoryMeter() as meter:
             worker.run(max_jobs=n)
-        for actor in [*worker._backbones.values(), *worker._segmenters.values()]:
-            if actor is not None:
-                ray.kill(actor, no_restart=True)
+        worker.close()
         gc.collect()
         failed = [j for j in worker.finished if j.get("status") != "finished"]
         if failed:
             raise RuntimeError(f"memory {n}: jobs did not finish: {failed}")
         out[str(n)] = {"sources": n, "peak_mb": round(meter.peak_mb, 1),
-                       "processes_at_peak": meter.peak_processes}  # fmt: skip
+                       "processes_at_peak": meter.peak_processes,
+                       "at_peak_by_process_kind": meter.peak_by_kind}  # fmt: skip
         time.sleep(2.0)  # killed actors' processes exit before the next measurement
     n = args.memory_sources
     extra = (out[str(n)]["peak_mb"] - out["1"]["peak_mb"]) / max(1, n - 1)

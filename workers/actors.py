@@ -11,12 +11,15 @@ torch, which costs seconds of CPU per process).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
+import itertools
 import os
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -242,11 +245,50 @@ def start_segmenter(settings: Settings) -> Any:
     )
 
 
-@ray.remote(num_cpus=STAGE_CPUS)
-class TrackerActor(_Metered):
-    """Holds one source's tracker (its bounded memory) and the segmenter for its prompts."""
+class TrackerGone(RuntimeError):
+    """A call for a tracker session the `TrackerActor` does not hold (closed, or lost when the
+    actor's process died and Ray restarted it): the run restarts from its checkpoint."""
 
-    def __init__(
+
+@dataclass
+class _Session:
+    """One source's tracker inside the shared `TrackerActor`, and the turn of its next call."""
+
+    source_id: str
+    tracker: Any
+    cond: asyncio.Condition
+    next_seq: int = 0
+    last_index: int | None = None
+    closed: bool = False
+
+
+@ray.remote(num_cpus=STAGE_CPUS, max_restarts=-1)
+class TrackerActor(_Metered):
+    """Holds the trackers of every source of a worker (each one's bounded memory) in one process.
+
+    One process per worker instead of one per source: each Python process that imports torch
+    holds about 300 MB of its own (``import torch`` alone: ~280 MB USS), so a process per source
+    made every extra source cost ~450 MB. A source opens a session (`open`) and numbers its calls
+    (``seq`` 0, 1, 2 ... per session): Ray may start an async actor's calls in any order, the
+    session runs them in the order the source sent them, so checkpoints (`snapshot`) see exactly
+    the frames submitted before them. Steps of different sources run at the same time on a pool
+    of threads (torch releases the GIL). Models a tracker needs beside the shared backbone and
+    segmenter actors (the text detector of text prompts) are built once here for all sessions.
+    """
+
+    def __init__(self, threads: int | None = None):
+        _compute_threads(1)
+        self.metrics = MetricsBuffer()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads or max(1, os.cpu_count() or 2), thread_name_prefix="tracker"
+        )
+        self._sessions: dict[str, _Session] = {}
+        self._text_detectors: dict[tuple, Any] = {}
+        self._text_lock = threading.Lock()
+        self._opened: list[str] = []  # source ids, in the order their sessions were opened
+
+    @ray.method(max_task_retries=3)  # a call while Ray restarts the process waits for it
+    async def open(
         self,
         source_id: str,
         settings: Settings,
@@ -255,14 +297,30 @@ class TrackerActor(_Metered):
         state: dict | None = None,
         segmenter: Any = None,
         backbone: Any = None,
-    ):
+    ) -> str:
+        """A new session for ``source_id`` (from ``state``, a checkpoint, or with ``prompts``)."""
+        args = (source_id, settings, backbone_name, prompts, state, segmenter, backbone)
+        loop = asyncio.get_running_loop()
+        tracker = await loop.run_in_executor(self._pool, self._build, *args)
+        session = uuid.uuid4().hex  # never one of a previous process's
+        self._sessions[session] = _Session(source_id, tracker, asyncio.Condition())
+        self._opened.append(source_id)
+        return session
+
+    def _build(
+        self,
+        source_id: str,
+        settings: Settings,
+        backbone_name: str,
+        prompts: list[dict],
+        state: dict | None,
+        segmenter: Any,
+        backbone: Any,
+    ) -> Any:
         from pipeline.models.registry import build_segmenter
         from pipeline.prompts import PromptSchedule, prompts_from_json
         from pipeline.tracking.tracker import Tracker
 
-        _compute_threads(1)
-        self.metrics = MetricsBuffer()
-        self.source_id = source_id
         if segmenter is None:
             segmenter = build_segmenter(settings.segmenter, settings.sam)
         else:
@@ -270,43 +328,118 @@ class TrackerActor(_Metered):
         parsed = prompts_from_json({"prompts": prompts})
         text_detector = None
         if any(p.needs_text_detector for p in parsed):
-            from pipeline.models.text_detector import TextDetector
-
-            text_detector = TextDetector(
-                device=settings.backbone.device, cache_dir=settings.backbone.cache_dir
-            )
+            text_detector = self._text_detector(settings.backbone)
         schedule = PromptSchedule(
             segmenter,
             text_detector=text_detector,
             backbone=None if backbone is None else RemoteBackbone(backbone),
         )
-        self.tracker = Tracker(
-            source_id, settings.tracker, segmenter, backbone_name, prompts=schedule
-        )
-        self.last_index: int | None = None
+        tracker = Tracker(source_id, settings.tracker, segmenter, backbone_name, prompts=schedule)
         if state is not None:
-            self.tracker.load_state_dict(state)
+            tracker.load_state_dict(state)
         else:
             schedule.add(parsed)
+        return tracker
 
-    def step(self, frame: Frame, features: FeatureMap) -> tuple[FrameResult, list[Event]]:
+    def _text_detector(self, config: BackboneConfig) -> Any:
+        """The text detector for this device and cache, loaded once for every session."""
+        from pipeline.models.text_detector import TextDetector
+
+        key = (config.device, str(config.cache_dir))
+        with self._text_lock:
+            if key not in self._text_detectors:
+                self._text_detectors[key] = TextDetector(
+                    device=config.device, cache_dir=config.cache_dir
+                )
+            return self._text_detectors[key]
+
+    async def _in_turn(self, session: str, seq: int, fn: Any, *args: Any) -> Any:
+        """``fn(session, *args)`` on the thread pool once every earlier call of the session ran."""
+        s = self._sessions.get(session)
+        if s is None:
+            raise TrackerGone(f"no tracker session {session} here (closed, or the actor restarted)")
+        async with s.cond:
+            await s.cond.wait_for(lambda: s.closed or s.next_seq == seq)
+        if s.closed:
+            raise TrackerGone(f"the tracker session of '{s.source_id}' was closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, s, *args)
+        finally:
+            async with s.cond:
+                s.next_seq += 1
+                s.cond.notify_all()
+
+    async def step(
+        self, session: str, seq: int, frame: Frame, features: FeatureMap
+    ) -> tuple[FrameResult, list[Event]]:
+        return await self._in_turn(session, seq, self._step, frame, features)
+
+    def _step(self, s: _Session, frame: Frame, features: FeatureMap) -> tuple:
         t0 = time.perf_counter()
-        result = self.tracker.step(frame, features)
-        self.metrics.observe_stage("track", self.source_id, time.perf_counter() - t0)
-        self.last_index = frame.index
-        return result, self.tracker.pop_events()
+        result = s.tracker.step(frame, features)
+        self.metrics.observe_stage("track", s.source_id, time.perf_counter() - t0)
+        s.last_index = frame.index
+        return result, s.tracker.pop_events()
 
-    def add_prompts(self, prompts: list[dict]) -> None:
+    async def add_prompts(self, session: str, seq: int, prompts: list[dict]) -> None:
         from pipeline.prompts import prompts_from_json
 
-        self.tracker.prompts.add(prompts_from_json({"prompts": prompts}))
+        def add(s: _Session) -> None:
+            s.tracker.prompts.add(prompts_from_json({"prompts": prompts}))
 
-    def remove_track(self, track_id: int) -> None:
-        self.tracker.remove_track(track_id)
+        await self._in_turn(session, seq, add)
 
-    def snapshot(self) -> tuple[int | None, dict]:
+    async def remove_track(self, session: str, seq: int, track_id: int) -> None:
+        await self._in_turn(session, seq, lambda s: s.tracker.remove_track(track_id))
+
+    async def snapshot(self, session: str, seq: int) -> tuple[int | None, dict]:
         """(last processed frame index, tracker state) for a checkpoint."""
-        return self.last_index, self.tracker.state_dict()
+        return await self._in_turn(session, seq, lambda s: (s.last_index, s.tracker.state_dict()))
+
+    async def close(self, session: str) -> None:
+        """Drop a session (its calls still waiting for their turn raise `TrackerGone`)."""
+        s = self._sessions.pop(session, None)
+        if s is not None:
+            async with s.cond:
+                s.closed = True
+                s.cond.notify_all()
+
+    def sessions(self) -> list[str]:
+        """The source ids of the open sessions."""
+        return [s.source_id for s in self._sessions.values()]
+
+    def opened(self) -> list[str]:
+        """The source ids of every session opened by this process, in order."""
+        return list(self._opened)
+
+
+def start_trackers() -> Any:
+    """A `TrackerActor` for the trackers of every source of a worker (restarted if it dies)."""
+    return TrackerActor.remote()
+
+
+class TrackerSession:
+    """One source's calls to a shared `TrackerActor`, numbered in the order they are made."""
+
+    def __init__(self, actor: Any, session: str):
+        self.actor = actor
+        self.session = session
+        self._seq = itertools.count()
+
+    def step(self, frame: Any, features: Any) -> Any:
+        return self.actor.step.remote(self.session, next(self._seq), frame, features)
+
+    def add_prompts(self, prompts: list[dict]) -> Any:
+        return self.actor.add_prompts.remote(self.session, next(self._seq), prompts)
+
+    def remove_track(self, track_id: int) -> Any:
+        return self.actor.remove_track.remote(self.session, next(self._seq), track_id)
+
+    def snapshot(self) -> Any:
+        return self.actor.snapshot.remote(self.session, next(self._seq))
+
+    def close(self) -> Any:
+        return self.actor.close.remote(self.session)
 
 
 @ray.remote(num_cpus=STAGE_CPUS)

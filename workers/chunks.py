@@ -25,7 +25,7 @@ from pipeline.settings import Settings
 from pipeline.tracking.stitch import IdStitcher, match_ids
 from pipeline.types import Event, FrameResult, Track
 from pipeline.wire import source_keys
-from workers.actors import start_backbone, start_segmenter
+from workers.actors import start_backbone, start_segmenter, start_trackers
 from workers.runner import ProgressFn, RunSummary, SourceRun, init_ray
 from workers.service import merge_settings
 
@@ -146,6 +146,7 @@ def run_chunked(
                            [i / fps for i in range(info.frames)])  # fmt: skip
     plan = plan_chunks(lo, hi, chunks, overlap, settings.source.stride)
     backbone, segmenter = start_backbone(settings), start_segmenter(settings)  # load meanwhile
+    trackers = start_trackers()  # one process holds every chunk's tracker
     enrolled = enrol_prompts(settings, uri, prompts) if len(plan) > 1 else []
     client = redis.Redis.from_url(redis_url)
     t0 = time.perf_counter()
@@ -155,7 +156,7 @@ def run_chunked(
         chunk_prompts = prompts if c.index == 0 else carried_prompts(enrolled, c.warm_start)
         chunk_settings = merge_settings(settings, {"source": {"start": c.warm_start, "end": c.end}})
         run = SourceRun(chunk_settings, uri, _chunk_id(source_id, c.index), chunk_prompts,
-                        redis_url, backbone=backbone, segmenter=segmenter,
+                        redis_url, backbone=backbone, segmenter=segmenter, trackers=trackers,
                         on_progress=progress.for_chunk(c.index))  # fmt: skip
         runs.append(run)
     threads = [threading.Thread(target=r.run, name=f"chunk-{i}") for i, r in enumerate(runs)]
@@ -207,7 +208,7 @@ def run_chunked(
     }
     for c in plan:
         _cleanup(client, _chunk_id(source_id, c.index))
-    for actor in (backbone, segmenter):
+    for actor in (backbone, segmenter, trackers):
         if actor is not None:
             ray.kill(actor, no_restart=True)
     return summary

@@ -26,7 +26,14 @@ from pipeline.confine import confined
 from pipeline.settings import Settings
 from pipeline.types import Event
 from pipeline.wire import control_key, decode_control
-from workers.actors import PublisherActor, SourceActor, TrackerActor, start_backbone
+from workers.actors import (
+    PublisherActor,
+    SourceActor,
+    TrackerGone,
+    TrackerSession,
+    start_backbone,
+    start_trackers,
+)
 from workers.job_rules import confinement
 from workers.ray_cluster import init_ray
 
@@ -82,6 +89,8 @@ class SourceRun:
         redis_url: Where results go.
         backbone: A shared `BackboneActor` (a worker's); None creates one for this run.
         segmenter: A shared `SegmenterActor` for SAM; None builds the segmenter in the tracker.
+        trackers: A shared `TrackerActor` (a worker's: one process holds the trackers of all its
+            sources); None creates one for this run.
         on_progress: Called with (frames done, total) after each published frame.
         checkpoint_every: Frames between tracker checkpoints (0: none, and no recovery).
         max_restarts: Recoveries from dead actors before the run fails.
@@ -99,6 +108,7 @@ class SourceRun:
         redis_url: str,
         backbone: Any = None,
         segmenter: Any = None,
+        trackers: Any = None,
         on_progress: ProgressFn | None = None,
         checkpoint_every: int = 50,
         max_restarts: int = 3,
@@ -117,8 +127,11 @@ class SourceRun:
         self.halt = halt or threading.Event()
         self.summary = RunSummary(source_id)
         self._backbone = backbone
-        self._own_backbone = backbone is None
         self._segmenter = segmenter
+        self._trackers = trackers
+        self._own = {name for name, actor in (("backbone", backbone), ("tracker", trackers))
+                     if actor is None}  # fmt: skip
+        self._tracker: TrackerSession | None = None
         self._client = redis.Redis.from_url(redis_url)
         self._control_cursor = _last_id(self._client, control_key(source_id))
         self._start_error: str | None = None
@@ -146,7 +159,7 @@ class SourceRun:
                 break
             except ActorLost as exc:
                 s.restarts += 1
-                self._kill_actors(keep_backbone=True)
+                self._kill_actors(keep_shared=True)
                 if s.restarts > self.max_restarts or not self.checkpoint_every:
                     s.error = f"{exc} (gave up after {s.restarts - 1} restarts)"
                     break
@@ -163,7 +176,7 @@ class SourceRun:
                 break
         s.seconds = time.perf_counter() - t0
         self._finish(publisher)
-        self._kill_actors(keep_backbone=False)
+        self._kill_actors(keep_shared=False)
         return s
 
     def _start_actors(self, start: int, state: dict | None) -> Any:
@@ -184,15 +197,17 @@ class SourceRun:
         )
         if self._backbone is None:
             self._backbone = start_backbone(settings)
+        if self._trackers is None:
+            self._trackers = start_trackers()
         publisher = PublisherActor.options(**opts).remote(
             self.redis_url, self.source_id, settings.publish
         )
-        tracker = TrackerActor.options(**opts).remote(
+        session = self._trackers.open.remote(
             self.source_id, settings, s.backbone, self.prompts, state, self._segmenter,
             self._backbone,
         )  # fmt: skip
         self.actors.update(source=source, backbone=self._backbone, publisher=publisher,
-                           tracker=tracker)  # fmt: skip
+                           tracker=self._trackers)  # fmt: skip
         try:
             info = ray.get(source.get_info.remote())
         except ray.exceptions.RayError as exc:  # the source could not be opened: no retry
@@ -204,7 +219,9 @@ class SourceRun:
                   "backbone": s.backbone}  # fmt: skip
         self._get(publisher.set_state.remote(status))
         try:
-            ray.get(tracker.pid.remote())
+            self._tracker = TrackerSession(self._trackers, ray.get(session))
+        except ray.exceptions.RayActorError as exc:  # the trackers' process died: a restart
+            raise ActorLost(f"the trackers of '{self.source_id}' died: {_cause(exc)}") from exc
         except ray.exceptions.RayError as exc:  # a model or prompt that cannot load: no retry
             raise StartFailed(_cause(exc)) from exc
         if not live:  # live sources report their own (re)connections
@@ -213,7 +230,9 @@ class SourceRun:
 
     def _loop(self, publisher: Any, t0: float) -> None:
         s = self.summary
-        source, tracker, backbone = (self.actors[k] for k in ("source", "tracker", "backbone"))
+        source, backbone = self.actors["source"], self.actors["backbone"]
+        tracker = self._tracker
+        assert tracker is not None
         bound = max(1, self.settings.ray.max_in_flight)
         in_flight: deque = deque()
         since_ckpt = 0
@@ -245,12 +264,12 @@ class SourceRun:
                 s.error = meta.error
                 break
             features_ref = backbone.features.remote(frame_ref)
-            step_ref = tracker.step.remote(frame_ref, features_ref)
+            step_ref = tracker.step(frame_ref, features_ref)
             in_flight.append(publisher.publish.remote(step_ref))
             submitted += 1
             settle(bound)
             if self.checkpoint_every and since_ckpt >= self.checkpoint_every:
-                publisher.checkpoint.remote(tracker.snapshot.remote())
+                publisher.checkpoint.remote(tracker.snapshot())
                 since_ckpt = 0
             if submitted % 10 == 0 and self._poll_control(tracker, publisher):
                 break
@@ -260,7 +279,7 @@ class SourceRun:
         settle(0)
         if self.checkpoint_every:  # the state at the end: --resume, or the next worker after a
             # hand-back, continues from here
-            self._get(publisher.checkpoint.remote(tracker.snapshot.remote()))
+            self._get(publisher.checkpoint.remote(tracker.snapshot()))
         self._collect_metrics(0, wait=True)
 
     def _collect_metrics(self, in_flight: int, wait: bool = False) -> None:
@@ -279,7 +298,7 @@ class SourceRun:
         for ref in ready:
             metrics.apply(self._get(ref))
 
-    def _poll_control(self, tracker: Any, publisher: Any) -> bool:
+    def _poll_control(self, tracker: TrackerSession, publisher: Any) -> bool:
         """Apply control messages; True when a stop was asked for."""
         try:
             reply = self._client.xread({control_key(self.source_id): self._control_cursor})
@@ -300,16 +319,16 @@ class SourceRun:
             self._apply_control(msg, tracker, publisher)
         return False
 
-    def _apply_control(self, msg: dict[str, Any], tracker: Any, publisher: Any) -> None:
+    def _apply_control(self, msg: dict[str, Any], tracker: TrackerSession, publisher: Any) -> None:
         """The valid part of a live prompt goes to the tracker, the rest to prompt.refused."""
         from workers.control import check_control
 
         with confined(confinement(self.settings.worker)):  # prompt files come from Redis
             checked = check_control(msg, *self._frame_size, self.summary.tracks)
         if checked.prompts and (prompts := self._control_prompts(checked.prompts)):
-            tracker.add_prompts.remote(prompts)
+            tracker.add_prompts(prompts)
         if checked.track_id is not None:
-            tracker.remove_track.remote(checked.track_id)
+            tracker.remove_track(checked.track_id)
         if checked.refused:
             log.warning("%s: refused %s", self.source_id, "; ".join(checked.refused))
             publisher.events.remote([self._event("prompt.refused", m) for m in checked.refused])
@@ -368,15 +387,21 @@ class SourceRun:
         direct.set_state(**fields)
         direct.flush(block=True, timeout_s=10)
 
-    def _kill_actors(self, keep_backbone: bool) -> None:
+    def _kill_actors(self, keep_shared: bool) -> None:
+        """End the run's own actors and its tracker session; the shared ones (a worker's backbone
+        and trackers, or this run's own while it restarts: ``keep_shared``) stay."""
         self._metric_refs = []  # drains of the actors going away
+        if self._tracker is not None:
+            self._tracker.close()  # its calls still waiting for their turn end
+            self._tracker = None
         for name, actor in list(self.actors.items()):
-            if name == "backbone" and (keep_backbone or not self._own_backbone):
+            if name in ("backbone", "tracker") and (keep_shared or name not in self._own):
                 continue
             ray.kill(actor, no_restart=True)
             del self.actors[name]
-        if not keep_backbone and self._own_backbone:
-            self._backbone = None
+        if not keep_shared:
+            self._backbone = None if "backbone" in self._own else self._backbone
+            self._trackers = None if "tracker" in self._own else self._trackers
 
     def _get(self, ref: Any) -> Any:
         try:
@@ -386,6 +411,8 @@ class SourceRun:
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, ray.exceptions.RayActorError):
                 raise ActorLost(f"an actor of '{self.source_id}' died") from exc
+            if isinstance(exc.cause, TrackerGone):  # the trackers' process was restarted
+                raise ActorLost(f"the tracker of '{self.source_id}' was lost: {exc.cause}") from exc
             raise
 
     def _event(self, kind: str, message: str | None) -> Event:

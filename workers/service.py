@@ -164,6 +164,7 @@ class Worker:
         self.finished: list[dict[str, Any]] = []
         self._backbones: dict[str, Any] = {}
         self._segmenters: dict[str, Any] = {}
+        self._trackers: Any = None  # one `TrackerActor` holds the trackers of every source
         self._lock = threading.Lock()
         self._halt = threading.Event()
         try:
@@ -283,10 +284,10 @@ class Worker:
             if note:
                 self._event(job, "backbone.chosen", note, backbone=settings.backbone.name)
             prompts = self._valid_prompts(job, settings)
-            backbone, segmenter = self._models(settings)
+            backbone, segmenter, trackers = self._models(settings)
             run = SourceRun(settings, job.source, job.source_id, prompts, self.redis_url,
-                            backbone=backbone, segmenter=segmenter, resume=resumed,
-                            halt=self._halt)  # fmt: skip
+                            backbone=backbone, segmenter=segmenter, trackers=trackers,
+                            resume=resumed, halt=self._halt)  # fmt: skip
             summary = run.run()
             running.result = {"status": summary.status, "error": summary.error,
                               "frames": summary.frames}  # fmt: skip
@@ -327,9 +328,10 @@ class Worker:
             raise ValueError(f"every prompt of the job was refused: {'; '.join(refused)}")
         return [p.to_json() for p in valid]
 
-    def _models(self, settings: Settings) -> tuple[Any, Any]:
-        """The worker's shared backbone and segmenter actors for these settings (one per config)."""
-        from workers.actors import start_backbone, start_segmenter
+    def _models(self, settings: Settings) -> tuple[Any, Any, Any]:
+        """The worker's shared backbone and segmenter actors for these settings (one per config),
+        and its one `TrackerActor`: no source has a model or a torch process of its own."""
+        from workers.actors import start_backbone, start_segmenter, start_trackers
 
         keys = (settings.backbone.model_dump_json(),
                 f"{settings.segmenter}|{settings.sam.model_dump_json()}")  # fmt: skip
@@ -338,7 +340,20 @@ class Worker:
                 self._backbones[keys[0]] = start_backbone(settings)
             if keys[1] not in self._segmenters:
                 self._segmenters[keys[1]] = start_segmenter(settings)
-            return self._backbones[keys[0]], self._segmenters[keys[1]]
+            if self._trackers is None:
+                self._trackers = start_trackers()
+            return self._backbones[keys[0]], self._segmenters[keys[1]], self._trackers
+
+    def close(self) -> None:
+        """End the worker's shared actors (models and trackers); a later job starts new ones."""
+        import ray
+
+        with self._lock:
+            actors = [*self._backbones.values(), *self._segmenters.values(), self._trackers]
+            self._backbones, self._segmenters, self._trackers = {}, {}, None
+        for actor in actors:
+            if actor is not None:
+                ray.kill(actor, no_restart=True)
 
     def _reap(self) -> None:
         for entry_id, running in list(self.running.items()):
