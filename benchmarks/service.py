@@ -86,8 +86,9 @@ def load_avg() -> list[float]:
 
 
 def box_prompts(short_side: int, source_height: int = 720) -> list[dict]:
-    """The dog's box prompt in the decoded frame's pixels (decoded at ``short_side``)."""
-    scale = short_side / source_height
+    """The dog's box prompt in the decoded frame's pixels (decoded at ``short_side``; 0: the
+    clip's own size)."""
+    scale = (short_side or source_height) / source_height
     return [{"kind": "box", "box": [round(v * scale, 2) for v in DOG_BOX_720P], "frame": 0}]
 
 
@@ -95,7 +96,7 @@ def make_settings(args: argparse.Namespace, end: int | None) -> Settings:
     """The benchmark's settings; ``end`` limits the frames decoded (None: all)."""
     return load_settings(
         backbone={"name": args.backbone, "short_side": args.model_short_side},
-        source={"resize_short_side": args.short_side, "end": end},
+        source={"resize_short_side": args.short_side or None, "end": end},
         ray={"num_cpus": args.ray_cpus, "max_in_flight": args.max_in_flight},
     )
 
@@ -288,7 +289,6 @@ def part_concurrency(args: argparse.Namespace, uri: str, url: str) -> dict:
         wall = time.perf_counter() - t0
         done.set()
         poller.join()
-        worker.close()  # the worker keeps its shared actors for later jobs; this one is done
         failed = [j for j in worker.finished if j.get("status") != "finished"]
         if failed:
             raise RuntimeError(f"concurrency {n}: jobs did not finish: {failed}")
@@ -389,7 +389,6 @@ def part_memory(args: argparse.Namespace, uri: str, url: str) -> dict:
             submit_job(client, Job(uri, sid, prompts))
         with MemoryMeter() as meter:
             worker.run(max_jobs=n)
-        worker.close()
         gc.collect()
         failed = [j for j in worker.finished if j.get("status") != "finished"]
         if failed:
@@ -598,7 +597,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {PARTS}")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
-    parser.add_argument("--short-side", type=int, default=240, help="decode short side")
+    parser.add_argument("--short-side", type=int, default=240,
+                        help="decode short side (0: the clip's)")  # fmt: skip
     parser.add_argument("--backbone", default="mobilenetv2-imagenet")
     parser.add_argument("--model-short-side", type=int, default=224)
     parser.add_argument("--ray-cpus", type=int, default=None, help="local Ray CPUs (None: all)")
@@ -641,7 +641,7 @@ def main() -> None:
             "torch_threads_driver": args.threads,
         },  # fmt: skip
         "model": f"{args.backbone} at short side {args.model_short_side}, segmenter none, CPU",
-        "resolution": f"decoded to short side {args.short_side}",
+        "resolution": f"decoded to short side {args.short_side or 'of the clip (720)'}",
         "data": f"overhead, chunks: DAVIS '{args.archive_seq}' looped to {args.archive_frames} "
         f"frames (see each part); concurrency, live: {args.clip.name} (dog box prompt at frame 0)",
         "args": {k: v for k, v in vars(args).items() if k != "clip"},

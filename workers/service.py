@@ -203,6 +203,7 @@ class Worker:
         for running in list(self.running.values()):
             running.thread.join(timeout=60)
         self._reap()
+        self.close()
         restore()
 
     def _take(self, count: int) -> list[tuple[str, dict, bool]]:
@@ -345,7 +346,7 @@ class Worker:
             return self._backbones[keys[0]], self._segmenters[keys[1]], self._trackers
 
     def close(self) -> None:
-        """End the worker's shared actors (models and trackers); a later job starts new ones."""
+        """End the worker's shared actors (models and trackers; `run` does when it ends)."""
         import ray
 
         with self._lock:

@@ -97,6 +97,39 @@ def test_worker_runs_jobs_and_survives_a_failing_one(
     assert client.xpending(JOBS_STREAM, GROUP)["pending"] == 0
 
 
+def test_sources_of_a_worker_share_one_tracker_process_and_one_backbone(
+    settings: Settings, square_clip, redis_url: str
+) -> None:
+    """No source has a torch process or a model of its own (issue 12, item 17: memory)."""
+    import ray
+
+    path, boxes = square_clip
+    client = redis.Redis.from_url(redis_url)
+    for sid in ("share-a", "share-b"):
+        submit_job(client, Job(str(path), sid, _box_prompt(boxes[0])))
+    worker = Worker(settings, redis_url, name="w-share", max_sources=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop})
+    thread.start()
+    try:
+        for _ in range(240):  # the shared actors end with `run`: look before stopping it
+            if len(worker.finished) == 2:
+                break
+            threading.Event().wait(0.5)
+        assert sorted(j["status"] for j in worker.finished) == ["finished", "finished"]
+        trackers = worker._trackers
+        assert sorted(ray.get(trackers.opened.remote())) == ["share-a", "share-b"]
+        assert ray.get(trackers.sessions.remote()) == []  # each run closed its session
+        assert len(worker._backbones) == 1 and len(worker._segmenters) == 1
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert worker._trackers is None and worker._backbones == {}  # ended with the worker
+    for sid in ("share-a", "share-b"):
+        assert _indices(client, sid) == list(range(30))
+        assert [t.id for t in list(read_frames(client, sid))[-1].tracks] == [1]
+
+
 def test_dead_workers_job_is_reclaimed_and_a_stop_is_honoured(
     settings: Settings, long_clip, redis_url: str
 ) -> None:
