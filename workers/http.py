@@ -12,9 +12,12 @@ Routes:
 - ``/api/sources`` and ``/api/sources/<id>``: the states as JSON.
 - ``/healthz``: ``ok``.
 
-The source video is read from the path in the state hash's ``source`` field. When it cannot be
-read there (a live stream, or a file on another machine) the overlay is drawn on a grey canvas of
-the frame's size, with a note saying why.
+The source video is read from the path in the state hash's ``source`` field. That field comes
+from Redis (a job, or whoever can write there), so it is read only under the worker's confinement
+(``worker.allowed_roots``, `pipeline.confine`), as a job's source is: a path outside those folders
+is never opened (nor tested for existence); the page and ``/api/sources/<id>`` say so
+(``video_refused``). When the video cannot be read (outside the folders, a live stream, a file on
+another machine) the overlay is drawn on a grey canvas of the frame's size, with a note saying why.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import cv2
 import numpy as np
 import redis
 
+from pipeline.confine import Confinement, Refused
 from pipeline.outputs.redis_streams import connect
 from pipeline.types import Frame, FrameResult
 from pipeline.wire import (
@@ -86,8 +90,9 @@ class _VideoReader:
 class Dashboard:
     """What the pages show, read from Redis; shared by the request threads."""
 
-    def __init__(self, client: redis.Redis, trail: int = 24):
+    def __init__(self, client: redis.Redis, allowed: Confinement, trail: int = 24):
         self.client = client
+        self.allowed = allowed
         self.trail = trail
         self.stopping = threading.Event()
         self._videos: OrderedDict[str, _VideoReader] = OrderedDict()
@@ -101,7 +106,23 @@ class Dashboard:
         raw = self.client.hgetall(state_key(source_id))
         if not raw:
             return None
-        return {"source_id": source_id, **decode_state(raw)}
+        state = {"source_id": source_id, **decode_state(raw)}
+        if refused := self.video_refused(state.get("source")):
+            state["video_refused"] = refused
+        return state
+
+    def video_refused(self, uri: Any) -> str | None:
+        """Why the video at ``uri`` may not be read for the live view (None: it may, or there is
+        nothing to read: no source, or a live stream)."""
+        from pipeline.sources import is_live
+
+        if not uri or not isinstance(uri, str) or is_live(uri):
+            return None
+        try:
+            self.allowed.source(uri)
+        except Refused as exc:
+            return f"the live view does not read it: {exc}"
+        return None
 
     def states(self) -> list[dict[str, Any]]:
         return [s for s in (self.state(i) for i in self.source_ids()) if s is not None]
@@ -156,6 +177,8 @@ class Dashboard:
             return blank, "no source video recorded in the state hash"
         if is_live(uri):
             return blank, "live source: frames are not kept"
+        if self.video_refused(uri):  # never opened, never looked for
+            return blank, "source outside the worker's allowed folders: not read"
         if not Path(uri).exists():
             return blank, f"source video not found here: {uri}"
         try:
@@ -252,7 +275,8 @@ function refresh() {{
     state.textContent = `${{s.status}} · frame ${{s.last_frame ?? "-"}} · ` +
       `${{s.frames_done ?? 0}}${{s.total ? " / " + s.total : ""}} frames · ${{s.fps ?? "-"}} fps` +
       (s.backbone ? ` · backbone ${{s.backbone}}` : "") +
-      (s.last_error ? ` · error: ${{s.last_error}}` : "");
+      (s.last_error ? ` · error: ${{s.last_error}}` : "") +
+      (s.video_refused ? ` · video not shown: ${{s.video_refused}}` : "");
   }}).catch(() => {{}});
 }}
 refresh();
@@ -376,8 +400,13 @@ class DashboardServer(ThreadingHTTPServer):
             self._thread.join(timeout=5)
 
 
-def start_http_server(redis_url: str, port: int, host: str = "127.0.0.1") -> DashboardServer:
+def start_http_server(
+    redis_url: str, port: int, allowed: Confinement, host: str = "127.0.0.1"
+) -> DashboardServer:
     """Serve the web view of the sources in ``redis_url`` at ``http://host:port`` (port 0: any).
+
+    ``allowed`` is where source videos may be read for the live view (the worker's
+    `workers.job_rules.confinement`): the paths come from Redis.
 
     Returns:
         The running server (``.url``, ``.shutdown()``).
@@ -388,7 +417,7 @@ def start_http_server(redis_url: str, port: int, host: str = "127.0.0.1") -> Das
     """
     client = connect(redis_url)
     try:
-        server = DashboardServer((host, port), Dashboard(client))
+        server = DashboardServer((host, port), Dashboard(client, allowed))
     except OSError as exc:
         client.close()
         raise OSError(f"cannot serve the web view on {host}:{port}: {exc} — pick another "

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.confine import Confinement
 from pipeline.masks import box_to_mask, rle_encode
 from pipeline.outputs.config import PublishConfig
 from pipeline.outputs.redis_streams import Publisher, connect
@@ -44,7 +45,7 @@ def served(redis_url: str, square_clip):
     Publisher(client, "broken", PublishConfig()).set_state(
         status="failed", source="rtsp://cam.invalid/x", last_error="connection refused"
     )
-    server = start_http_server(redis_url, 0)
+    server = start_http_server(redis_url, 0, Confinement.of([clip.parent], ["rtsp"]))
     yield server, clip, boxes
     server.shutdown()
     client.close()
@@ -136,6 +137,41 @@ def test_unknown_sources_and_live_sources(served):
         assert status == 404, path
     status, _, body = _get(f"{server.url}/source/broken/latest.jpg")  # state but no frames
     assert status == 404 and b"no frame published yet" in body
+
+
+def test_a_video_outside_the_allowed_folders_is_not_read(served, tmp_path):
+    """The state's ``source`` comes from Redis: the live view confines it as jobs are confined."""
+    server, clip, boxes = served
+    client = server.dashboard.client
+    outside = tmp_path / "elsewhere" / "square.mp4"  # a real, readable video, but not allowed
+    outside.parent.mkdir()
+    outside.write_bytes(clip.read_bytes())
+    publisher = Publisher(client, "outside", PublishConfig())
+    box = boxes[0]
+    track = Track(1, "square", TrackState.ACTIVE, 0.9, tuple(map(float, box)),
+                  rle_encode(box_to_mask(box, 240, 320)))  # fmt: skip
+    publisher.publish(FrameResult("outside", 0, 0.0, 0.0, 320, 240, "test", [track]))
+    for uri in (str(outside), f"{clip.parent}/../elsewhere/square.mp4"):  # also through ..
+        publisher.set_state(status="running", source=uri, last_error="")
+        assert publisher.flush()
+        status, _, body = _get(f"{server.url}/api/sources/outside")
+        refused = json.loads(body)["video_refused"]
+        assert status == 200 and refused.startswith("the live view does not read it:"), uri
+        assert "DINOTRACK_WORKER__ALLOWED" in refused
+        status, ctype, body = _get(f"{server.url}/source/outside/latest.jpg")
+        assert (status, ctype) == (200, "image/jpeg")
+        image = _decode_jpeg(body)
+        assert image.shape == (240, 320, 3)
+        corner = image[:40, 200:].astype(float)  # no video there: the grey canvas, not the frame
+        assert np.abs(corner - 64).mean() < 4
+        assert "outside" not in server.dashboard._videos  # never opened
+    publisher.set_state(source=str(clip))  # inside the allowed folder: drawn over the video
+    assert publisher.flush()
+    status, _, body = _get(f"{server.url}/api/sources/outside")
+    assert "video_refused" not in json.loads(body)
+    image = _decode_jpeg(_get(f"{server.url}/source/outside/latest.jpg")[2])
+    plain = _frame(clip, 0).astype(float)
+    assert np.abs(image[:40, 200:].astype(float) - plain[:40, 200:]).mean() < 8
 
 
 def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:

@@ -136,8 +136,9 @@ def worker(
             web = None
             if http_port is not None:
                 from workers.http import start_http_server
+                from workers.job_rules import confinement
 
-                web = start_http_server(url, http_port, http_host)
+                web = start_http_server(url, http_port, confinement(settings.worker), http_host)
             say(f"worker {w.name} taking jobs from dinotrack:jobs at {redact_url(url)}")
             try:
                 w.run(stop=stop, max_jobs=max_jobs)
