@@ -4,9 +4,12 @@ Frames travel through Ray's object store as references (numpy arrays are zero-co
 stage pulls whole frames through the driver. Each actor declares a fraction of a CPU so that all
 stages of several sources fit on a small machine, and sets its own compute thread counts.
 
-Each actor is given only the part of the settings it uses, and this module imports nothing heavy:
-an actor's process loads only what its stage needs (the source and publisher processes never import
-torch, which costs seconds of CPU per process).
+Each source has its own `SourceActor` and `PublisherActor`; the model stages are shared by every
+source of a worker: one `BackboneActor` (per backbone config), one `SegmenterActor` for SAM, and one
+`TrackerActor` holding each source's tracker as a session. Each actor is given only the part of the
+settings it uses, and this module imports nothing heavy: an actor's process loads only what its
+stage needs (the source and publisher processes never import torch, which costs seconds of CPU and
+~300 MB per process).
 """
 
 from __future__ import annotations
