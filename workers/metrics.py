@@ -199,10 +199,11 @@ class MetricsBuffer:
         self._add("observe_model_load", model, float(seconds))
 
     def drain(self) -> list[tuple[str, tuple[Any, ...]]]:
-        """The records since the last drain (picklable), oldest first; the buffer is emptied."""
-        records = list(self._records)
-        self._records.clear()
-        return records
+        """The records since the last drain (picklable), oldest first; the buffer is emptied.
+
+        Record by record: a thread that records meanwhile (the backbone's batcher, the shared
+        tracker's steps) loses nothing."""
+        return [self._records.popleft() for _ in range(len(self._records))]
 
 
 def apply(records: list[tuple[str, tuple[Any, ...]]]) -> int:

@@ -130,6 +130,34 @@ def test_sources_of_a_worker_share_one_tracker_process_and_one_backbone(
         assert [t.id for t in list(read_frames(client, sid))[-1].tracks] == [1]
 
 
+def test_tracker_sessions_run_calls_in_the_order_sent_and_closing_ends_waiting_ones(
+    settings: Settings,
+) -> None:
+    """Ray may start a shared actor's calls in any order; each session runs them in seq order."""
+    import ray
+
+    from workers.actors import TrackerGone, start_trackers
+
+    trackers = start_trackers()
+    try:
+        session = ray.get(trackers.open.remote("order", settings, "mobilenetv2-imagenet", []))
+        later = trackers.snapshot.remote(session, 1)  # sent first, but second in the session
+        ready, _ = ray.wait([later], timeout=1.0)
+        assert ready == []  # waits for call 0
+        first = trackers.snapshot.remote(session, 0)
+        assert ray.get([first, later], timeout=30)[0][0] is None  # no frame stepped yet
+        waiting = trackers.snapshot.remote(session, 3)  # call 2 never comes
+        assert ray.get(trackers.sessions.remote()) == ["order"]
+        ray.get(trackers.close.remote(session))
+        with pytest.raises(TrackerGone, match="was closed"):
+            ray.get(waiting, timeout=30)
+        with pytest.raises(TrackerGone, match="no tracker session"):
+            ray.get(trackers.snapshot.remote(session, 4), timeout=30)
+        assert ray.get(trackers.sessions.remote()) == []
+    finally:
+        ray.kill(trackers, no_restart=True)
+
+
 def test_dead_workers_job_is_reclaimed_and_a_stop_is_honoured(
     settings: Settings, long_clip, redis_url: str
 ) -> None:
