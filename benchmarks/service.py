@@ -28,7 +28,8 @@ ids can be compared with it (on 01_dog the unchunked track is lost after ~90 fra
 5. memory: peak memory of this process and all its descendants (Ray's processes and every actor)
    while one worker runs 1, then N sources at once (``--memory-sources``); the difference divided
    by N-1 is the memory of one extra source. PSS (shared pages split between the processes that
-   share them) where Linux gives it, RSS otherwise.
+   share them) where Linux gives it, RSS otherwise; per process kind at the peak, and the peaks of
+   the middle and last thirds of each run (memory that grows while sources run).
 
 Usage: ``python benchmarks/service.py [--parts overhead,concurrency,chunks,live,memory]``; prints
 JSON.
@@ -337,6 +338,7 @@ class MemoryMeter:
         self.peak_mb = 0.0
         self.peak_processes = 0
         self.peak_by_kind: dict[str, dict] = {}
+        self.samples: list[float] = []  # total MB of each sample, in order
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -356,6 +358,7 @@ class MemoryMeter:
             row = kinds.setdefault(kind, {"processes": 0, "mb": 0.0})
             row["processes"] += 1
             row["mb"] = round(row["mb"] + size / 2**20, 1)
+        self.samples.append(total / 2**20)
         if total / 2**20 > self.peak_mb:
             self.peak_mb, self.peak_processes = total / 2**20, count
             self.peak_by_kind = dict(sorted(kinds.items(), key=lambda kv: -kv[1]["mb"]))
@@ -372,6 +375,17 @@ class MemoryMeter:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
+
+
+def growth(samples: list[float]) -> dict:
+    """Peak of the second and of the last third of the samples: memory that keeps growing while
+    the sources run shows as a last third above the second."""
+    third = len(samples) // 3
+    if third == 0:
+        return {}
+    middle, last = samples[third : 2 * third], samples[2 * third :]
+    return {"middle_third_peak_mb": round(max(middle), 1),
+            "last_third_peak_mb": round(max(last), 1)}  # fmt: skip
 
 
 def part_memory(args: argparse.Namespace, uri: str, url: str) -> dict:
@@ -395,6 +409,7 @@ def part_memory(args: argparse.Namespace, uri: str, url: str) -> dict:
             raise RuntimeError(f"memory {n}: jobs did not finish: {failed}")
         out[str(n)] = {"sources": n, "peak_mb": round(meter.peak_mb, 1),
                        "processes_at_peak": meter.peak_processes,
+                       "growth": growth(meter.samples),
                        "at_peak_by_process_kind": meter.peak_by_kind}  # fmt: skip
         time.sleep(2.0)  # killed actors' processes exit before the next measurement
     n = args.memory_sources
