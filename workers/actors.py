@@ -288,7 +288,7 @@ class TrackerActor(_Metered):
         self._sessions: dict[str, _Session] = {}
         self._text_detectors: dict[tuple, Any] = {}
         self._text_lock = threading.Lock()
-        self._opened: list[str] = []  # source ids, in the order their sessions were opened
+        self._opened: collections.deque[str] = collections.deque(maxlen=1000)  # source ids
 
     @ray.method(max_task_retries=3)  # a call while Ray restarts the process waits for it
     async def open(
@@ -412,7 +412,7 @@ class TrackerActor(_Metered):
         return [s.source_id for s in self._sessions.values()]
 
     def opened(self) -> list[str]:
-        """The source ids of every session opened by this process, in order."""
+        """The source ids of the sessions opened by this process, in order (the last 1000)."""
         return list(self._opened)
 
 
