@@ -192,6 +192,9 @@ class PresenceConfig(BaseModel):
     """Least mean object probability of a region for a lost track to be re-acquired there."""
     min_cells: int = Field(2, ge=1)
     """Least grid cells of a region for a lost track to be re-acquired there."""
+    confirm_frames: int = Field(2, ge=1)
+    """Frames in a row a lost track must be found at overlapping places before it is re-acquired
+    (a look-alike that matches in one frame only does not bring it back)."""
     confident_above: float = Field(0.8, ge=0.0, le=1.0)
     """Least presence of a frame for it to join the appearance memory."""
     memory_frames: int = Field(4, ge=0)
@@ -205,6 +208,17 @@ class PresenceConfig(BaseModel):
     it, a third spread over the frame)."""
     search_margin: float = Field(0.5, ge=0.0)
     """Local search region of an active track: its cells grown by this times their extent."""
+    anchor: bool = True
+    """Re-anchor a visible track's mask on its appearance memory every frame: the regions the
+    verifier calls object that hold propagated cells become the mask, and are written back into
+    the propagation's memory (propagation alone lets thin masks shrink and drift)."""
+    anchor_growth: float = Field(0.25, ge=0.0)
+    """Re-anchor only when the verifier's regions add, beyond the propagated cells grown by one
+    cell, at least this share of them (0.25: a quarter more); otherwise the propagated mask,
+    finer at the edges, stands alone."""
+    context_cells: int = Field(256, ge=0)
+    """Background cells nearest the object in the latest frame where it was seen, kept besides the
+    memory (replaced every frame; 0: none)."""
     search_frames: int | None = Field(None, ge=0)
     """Frames a lost track is searched for (None: as long as the video lasts)."""
 
