@@ -137,7 +137,6 @@ class AppearanceMemory:
     prompt: _Sample
     recent: deque = field(default_factory=deque)
     last_added: int = 0
-    context: _Sample | None = None
     _keys: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -152,7 +151,7 @@ class AppearanceMemory:
     def keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, C) features and (N,) labels of every memory cell."""
         if self._keys is None:
-            samples = [self.prompt, *self.recent, *([self.context] if self.context else [])]
+            samples = [self.prompt, *self.recent]
             self._keys = (
                 np.concatenate([s.feats for s in samples]),
                 np.concatenate([s.labels for s in samples]),
@@ -172,20 +171,6 @@ class AppearanceMemory:
         self.last_added = frame_index
         self._keys = None
         return True
-
-    def set_context(self, feats: np.ndarray, cells: np.ndarray) -> None:
-        """Replace the context: the ``context_cells`` background cells nearest the object's
-        ``cells`` (h, w) in the latest frame where it was seen (what surrounds it now: an
-        occluder it moves behind, a neighbour it passes)."""
-        n = self.config.context_cells
-        if n == 0:
-            return
-        idx = _nearest_outside(cells, n)
-        flat = feats.reshape(-1, feats.shape[-1])
-        self.context = _Sample(
-            np.ascontiguousarray(flat[idx], dtype=np.float32), np.zeros(len(idx), np.float32)
-        )
-        self._keys = None
 
     def probability(self, queries: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """(n,) object probability of (n, C) unit query features by k-NN label transfer."""
@@ -207,7 +192,6 @@ class AppearanceMemory:
             "prompt": {"feats": self.prompt.feats.astype(np.float16), "labels": self.prompt.labels},
             "recent": pack,
             "last_added": self.last_added,
-            "context": None if self.context is None else self.context.feats.astype(np.float16),
         }
 
     @classmethod
@@ -216,11 +200,7 @@ class AppearanceMemory:
             return _Sample(np.asarray(d["feats"], np.float32), np.asarray(d["labels"], np.float32))
 
         recent = deque((unpack(d) for d in state["recent"]), maxlen=config.memory_frames)
-        ctx = state.get("context")
-        context = None if ctx is None else _Sample(
-            np.asarray(ctx, np.float32), np.zeros(len(ctx), np.float32)
-        )  # fmt: skip
-        return cls(config, unpack(state["prompt"]), recent, int(state["last_added"]), context)
+        return cls(config, unpack(state["prompt"]), recent, int(state["last_added"]))
 
 
 def anchor_cells(prob: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
@@ -274,6 +254,7 @@ class PresenceVerifier:
         self._absent: dict[int, int] = {}  # consecutive frames judged absent
         self._lost_at: dict[int, int] = {}
         self._sightings: dict[int, tuple[int, int, np.ndarray]] = {}  # frame, count, cells
+        self._area: dict[int, float] = {}  # running visible area in cells (momentum 0.9)
 
     def __contains__(self, track_id: int) -> bool:
         return track_id in self._memories
@@ -296,6 +277,7 @@ class PresenceVerifier:
         self._absent.pop(track_id, None)
         self._lost_at.pop(track_id, None)
         self._sightings.pop(track_id, None)
+        self._area.pop(track_id, None)
 
     def judge(
         self, track_id: int, features: FeatureMap, weights: np.ndarray, frame_index: int
@@ -323,15 +305,19 @@ class PresenceVerifier:
         p = float((prob * weights).sum() / weights.sum())
         if p < cfg.present_above:
             return self._absent_verdict(track_id, p)
-        self._absent[track_id] = 0
         cells = anchor_cells(prob, weights) if cfg.anchor else None
-        # what the verifier adds beyond the propagated cells' one-cell border (border cells are
-        # half object at any scale): under anchor_growth, the finer propagated mask stands
-        beyond = cells & ~ndimage.binary_dilation(on, iterations=1) if cells is not None else None
-        if beyond is not None and beyond.sum() < cfg.anchor_growth * on.sum():
-            cells = None
-        seen = on if cells is None else cells | on
-        memory.set_context(features.grid, seen)
+        if cells is not None and on.sum() >= cfg.anchor_fine_cells:
+            # a large object: what the verifier adds beyond the propagated cells' one-cell border
+            # (border cells are half object); up to anchor_growth, the finer mask stands
+            ring = ndimage.binary_dilation(on, structure=np.ones((3, 3), bool))
+            if (cells & ~ring).sum() <= cfg.anchor_growth * on.sum():
+                cells = None
+        seen = float((on if cells is None else cells).sum())
+        area = self._area.get(track_id)
+        if area is not None and seen < cfg.hidden_below * area:
+            return self._absent_verdict(track_id, p)  # mostly hidden (or out of the view)
+        self._area[track_id] = seen if area is None else 0.9 * area + 0.1 * seen
+        self._absent[track_id] = 0
         if p >= cfg.confident_above and frame_index - memory.last_added >= cfg.memory_every:
             # the propagated cells the verifier agrees with: never the anchored ones alone, or
             # the memory would learn from itself and drift
@@ -350,6 +336,7 @@ class PresenceVerifier:
     def mark_recovered(self, track_id: int) -> None:
         self._lost_at.pop(track_id, None)
         self._sightings.pop(track_id, None)
+        self._area.pop(track_id, None)
 
     def search(self, track_id: int, features: FeatureMap, frame_index: int) -> Candidate | None:
         """Where a lost track's object is in this frame, if anywhere (module docstring)."""
@@ -423,6 +410,7 @@ class PresenceVerifier:
             "memories": {str(t): m.state_dict() for t, m in self._memories.items()},
             "absent": {str(t): n for t, n in self._absent.items()},
             "lost_at": {str(t): n for t, n in self._lost_at.items()},
+            "area": {str(t): a for t, a in self._area.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -432,3 +420,4 @@ class PresenceVerifier:
         }
         self._absent = {int(t): int(n) for t, n in state.get("absent", {}).items()}
         self._lost_at = {int(t): int(n) for t, n in state.get("lost_at", {}).items()}
+        self._area = {int(t): float(a) for t, a in state.get("area", {}).items()}

@@ -26,7 +26,7 @@ from pipeline.models.base import MaskRequest, Segmenter
 from pipeline.models.upsample import upsample_probs as guided_upsample
 from pipeline.prompts.schedule import PromptSchedule
 from pipeline.tracking.config import TrackerConfig
-from pipeline.tracking.framing import framed, framing_offsets
+from pipeline.tracking.framing import Framing
 from pipeline.tracking.lifecycle import IdentityManager
 from pipeline.tracking.presence import PresenceVerifier, grid_mask
 from pipeline.tracking.propagation import LabelPropagator, downsample_mask
@@ -97,7 +97,7 @@ class Tracker:
         self.identities = IdentityManager(config.identity, source_id=source_id)
         self.prompts = prompts if prompts is not None else PromptSchedule(segmenter)
         self.presence = PresenceVerifier(config.presence)
-        self._framing: dict[int, tuple[float, float, float, float]] = {}
+        self._framing: dict[int, Framing] = {}
         self._last_index: int | None = None
         self._events: list[Event] = []
 
@@ -181,7 +181,7 @@ class Tracker:
                 objects[tid] = TrackedObject(tid, new[tid], box, float(obs.score), obs.prototype)
                 if obs.origin == "prompt" and tid in update.born.values():
                     if obs.framing is not None and box is not None:
-                        self._framing[tid] = framing_offsets(obs.framing, box)
+                        self._framing[tid] = Framing.of(obs.framing, box)
                     weights = downsample_mask(new[tid], features.shape)
                     self.presence.enrol(tid, features, weights, frame.index)
                 elif tid in update.recovered.values():
@@ -363,7 +363,7 @@ class Tracker:
             if mask is not None:
                 box = self.identities.published_box(tid, frame_index, mask.shape, obj.box)
                 if box is not None and tid in self._framing:
-                    box = framed(box, self._framing[tid], mask.shape)
+                    box = self._framing[tid].apply(box, mask.shape)
             visible = mask is not None and box is not None and state != TrackState.LOST
             tracks.append(
                 Track(
@@ -387,7 +387,7 @@ class Tracker:
             "identities": self.identities.state_dict(),
             "prompts": self.prompts.state_dict(),
             "presence": self.presence.state_dict(),
-            "framing": {str(t): list(o) for t, o in self._framing.items()},
+            "framing": {str(t): f.to_list() for t, f in self._framing.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -397,4 +397,4 @@ class Tracker:
         self.identities.load_state_dict(state["identities"])
         self.prompts.load_state_dict(state["prompts"])
         self.presence.load_state_dict(state.get("presence", {}))
-        self._framing = {int(t): tuple(o) for t, o in state.get("framing", {}).items()}
+        self._framing = {int(t): Framing(*f) for t, f in state.get("framing", {}).items()}

@@ -11,17 +11,21 @@ from pipeline.models.config import BackboneConfig
 from pipeline.models.mobilenet import MobileNetV2Backbone
 from pipeline.models.registry import build_segmenter
 from pipeline.tracking.config import TrackerConfig
-from pipeline.tracking.framing import framed, framing_offsets
+from pipeline.tracking.framing import Framing
 from pipeline.tracking.tracker import Tracker
 from pipeline.types import Frame, Observation
 
 
-def test_offsets_round_trip_and_scale_with_the_mask_box() -> None:
-    offsets = framing_offsets((10, 20, 30, 80), (10, 20, 30, 40))  # mask: the top third
-    assert offsets == pytest.approx((0.0, 0.0, 0.0, 2.0))
-    assert framed((10, 20, 30, 40), offsets, (100, 100)) == pytest.approx((10, 20, 30, 80))
-    # the part moved and doubled in size: so does the framed box, clipped to the image
-    assert framed((50, 10, 90, 50), offsets, (100, 100)) == pytest.approx((50, 10, 90, 100))
+def test_boxes_grow_to_the_prompt_shape_on_the_side_the_prompt_reached() -> None:
+    framing = Framing.of((10, 20, 30, 80), (10, 20, 30, 40))  # mask: the top third
+    assert framing.aspect == pytest.approx(1 / 3) and framing.top_share == 0.0
+    assert framing.apply((10, 20, 30, 40), (100, 100)) == pytest.approx((10, 20, 30, 80))
+    # the part moved and doubled in size: so does the box, clipped to the image
+    assert framing.apply((50, 10, 90, 50), (100, 100)) == pytest.approx((50, 10, 90, 100))
+    # a mask already of the prompt's shape (the whole object found again): its own box
+    assert framing.apply((10, 20, 30, 80), (100, 100)) == pytest.approx((10, 20, 30, 80))
+    # a mask that lost its sides: widened evenly (the prompt reached past neither side)
+    assert framing.apply((14, 20, 26, 80), (100, 100)) == pytest.approx((10, 20, 30, 80))
 
 
 def test_box_prompt_on_part_of_an_object_publishes_the_whole_box() -> None:

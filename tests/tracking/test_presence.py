@@ -115,7 +115,7 @@ def test_appearance_memory_is_bounded_and_knows_object_from_background() -> None
         assert verdict.visible and verdict.presence > 0.9
     memory = verifier._memories[1]
     assert len(memory.recent) == 3
-    assert len(memory.keys()[1]) <= 4 * (20 + 50) + cfg.context_cells  # + the latest context
+    assert len(memory.keys()[1]) <= 4 * (20 + 50)
     # the object gone, its place taken by background: absent, then gone
     empty = features(0)
     assert verifier.judge(1, empty, weights, 200).visible is False
@@ -145,10 +145,14 @@ def test_shrunk_mask_is_reanchored_on_the_whole_object() -> None:
     assert verdict.visible and verdict.cells is not None
     # the object's cells within the search region (the mask grown by half its extent), no other
     assert verdict.cells[4:13, 6:12].all() and not (verdict.cells & ~whole).any()
-    # a propagated mask that lacks only its border: it stands (no anchored cells)
+    # a propagated mask that lacks only its one-cell border: a small object's is anchored...
     border = np.zeros((20, 20))
     border[5:13, 7:11] = 0.9
-    assert verifier.judge(1, frame, border, 2).cells is None
+    assert (verifier.judge(1, frame, border, 2).cells == whole).all()
+    # ...a large object's (at least anchor_fine_cells) keeps its finer propagated edges
+    large = PresenceVerifier(PresenceConfig(anchor_fine_cells=32))
+    large.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
+    assert large.judge(1, frame, border, 1).cells is None
 
 
 def test_lost_object_is_reacquired_only_when_seen_twice_in_one_place() -> None:
@@ -167,3 +171,22 @@ def test_lost_object_is_reacquired_only_when_seen_twice_in_one_place() -> None:
     assert verifier.search(1, blob_features(rng, obj, bg, here), 9) is None
     assert verifier.search(1, blob_features(rng, obj, bg, there), 10) is None  # moved: anew
     assert verifier.search(1, blob_features(rng, obj, bg, there), 11) is not None
+
+
+def test_mostly_hidden_object_is_judged_absent() -> None:
+    rng = np.random.default_rng(4)
+    obj, bg = rng.normal(size=64), rng.normal(size=64)
+    body = (slice(4, 14), slice(6, 12))
+    weights = np.zeros((20, 20))
+    weights[body] = 1.0
+    verifier = PresenceVerifier(PresenceConfig())
+    verifier.enrol(1, blob_features(rng, obj, bg, body), weights, 0)
+    for i in range(1, 6):
+        assert verifier.judge(1, blob_features(rng, obj, bg, body), weights, i).visible
+    # behind an occluder but for its top two rows: a fifth of its area, absent, then gone
+    top = (slice(4, 6), slice(6, 12))
+    peek = np.zeros((20, 20))
+    peek[top] = 1.0
+    first = verifier.judge(1, blob_features(rng, obj, bg, top), peek, 6)
+    assert first.presence > 0.9 and not first.visible and not first.gone
+    assert verifier.judge(1, blob_features(rng, obj, bg, top), peek, 7).gone
