@@ -19,7 +19,9 @@ Variants (``--variants``, comma-separated; default all):
 * ``s8-r12``: the default with DINO's radius 12 (cells; 96 input pixels at stride 8).
 * ``s8-bilinear``, ``s8-mem3`` (3 previous frames), ``s8-top10``, ``s8-r8`` (radius 8),
   ``s8-norm`` (per-channel normalisation before the arg-max), ``s8-noverify`` (no presence
-  verification of the prompted object: propagation alone, the default before long-term tracking).
+  verification of the prompted object: propagation alone, the default before long-term tracking),
+  ``s8-noanchor`` (verified, masks not re-anchored on the appearance memory), ``s8-anchor25``
+  (re-anchored only when the memory adds a quarter beyond the propagated mask's border).
 
 Usage: ``python benchmarks/davis.py [--root R] [--sequences a,b] [--max-frames N]``; prints JSON.
 """
@@ -153,6 +155,8 @@ def variants() -> dict[str, tuple[int, TrackerConfig | None]]:
         "s8-r8": (8, TrackerConfig(propagation=p.model_copy(update={"radius": 8}))),
         "s8-norm": (8, TrackerConfig(normalize_channels=True)),
         "s8-noverify": (8, TrackerConfig(presence=PresenceConfig(verify=False))),
+        "s8-noanchor": (8, TrackerConfig(presence=PresenceConfig(anchor=False))),
+        "s8-anchor25": (8, TrackerConfig(presence=PresenceConfig(anchor_growth=0.25))),
         **{
             f"s8-f{rf}" + (f"-c{round(100 * sure)}" if sure else ""): (
                 8,

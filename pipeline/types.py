@@ -140,6 +140,8 @@ class Observation:
             search), that track: it brings that very track back, wherever it is in the frame.
         prototype: (C,) feature prototype of the observed region, or None (the tracker fills it
             in from the patch features under the mask, or under the box).
+        framing: The box a prompt drew around the object (None: the mask's box is the frame):
+            a track a prompt starts keeps this framing of its mask in the boxes it publishes.
     """
 
     box: tuple[float, float, float, float]
@@ -149,6 +151,7 @@ class Observation:
     origin: Literal["prompt", "detection", "redetection"] = "detection"
     for_track: int | None = None
     prototype: np.ndarray | None = None
+    framing: tuple[float, float, float, float] | None = None
 
 
 @dataclass

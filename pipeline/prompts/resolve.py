@@ -52,6 +52,7 @@ class _Pending:
             score=float(np.clip(proposal.score if ask.score is None else ask.score, 0, 1)),
             label=ask.label,
             origin="prompt" if ask.from_prompt else "detection",
+            framing=ask.box if ask.from_prompt else None,
         )
 
 

@@ -186,12 +186,19 @@ class PresenceConfig(BaseModel):
     """Softmax temperature over cosine similarities (DINO: 0.1)."""
     present_above: float = Field(0.5, ge=0.0, le=1.0)
     """Mean object probability of the propagated mask under which a frame is judged absent."""
+    hidden_below: float = Field(0.3, ge=0.0, le=1.0)
+    """A frame whose mask holds fewer cells than this share of the object's running area (an
+    average over the frames it was seen, momentum 0.9) is judged absent: mostly hidden or out of
+    the view (0: never)."""
     absent_frames: int = Field(2, ge=1)
     """Frames judged absent in a row before the track is lost (none of them shows a box)."""
     recover_above: float = Field(0.7, ge=0.0, le=1.0)
     """Least mean object probability of a region for a lost track to be re-acquired there."""
     min_cells: int = Field(2, ge=1)
     """Least grid cells of a region for a lost track to be re-acquired there."""
+    confirm_frames: int = Field(2, ge=1)
+    """Frames in a row a lost track must be found at overlapping places before it is re-acquired
+    (a look-alike that matches in one frame only does not bring it back)."""
     confident_above: float = Field(0.8, ge=0.0, le=1.0)
     """Least presence of a frame for it to join the appearance memory."""
     memory_frames: int = Field(4, ge=0)
@@ -205,6 +212,18 @@ class PresenceConfig(BaseModel):
     it, a third spread over the frame)."""
     search_margin: float = Field(0.5, ge=0.0)
     """Local search region of an active track: its cells grown by this times their extent."""
+    anchor: bool = True
+    """Re-anchor a visible track's mask on its appearance memory every frame: the regions the
+    verifier calls object that hold propagated cells become the mask, and are written back into
+    the propagation's memory (propagation alone lets thin masks shrink and drift)."""
+    anchor_growth: float = Field(0.0, ge=0.0)
+    """An object of at least ``anchor_fine_cells`` cells is re-anchored only when the verifier's
+    regions add, beyond its propagated cells grown by one cell, more than this share of them (0:
+    any cell); otherwise its propagated mask, finer at the edges, stands alone."""
+    anchor_fine_cells: int = Field(150, ge=0)
+    """Objects of fewer propagated cells are re-anchored whenever the verifier adds a cell: their
+    one-cell border is a large part of them (a third of a 10x10-cell object) and the propagated
+    edges are no finer than the verifier's there."""
     search_frames: int | None = Field(None, ge=0)
     """Frames a lost track is searched for (None: as long as the video lasts)."""
 

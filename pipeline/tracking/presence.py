@@ -66,11 +66,16 @@ class Verdict:
         presence: Mean object probability of the propagated cells (the track's score).
         visible: Show the track in this frame.
         gone: Absent for ``absent_frames`` frames in a row: lose it.
+        prob: (h, w) object probability of the cells of the search region (0 outside), or None.
+        cells: (h, w) bool cells of the mask re-anchored on the memory (`anchor_cells`), or None
+            when the propagated mask stands.
     """
 
     presence: float
     visible: bool
     gone: bool
+    prob: np.ndarray | None = None
+    cells: np.ndarray | None = None
 
 
 @dataclass
@@ -88,6 +93,15 @@ class Candidate:
     score: float
 
 
+def _nearest_outside(fg: np.ndarray, n: int) -> np.ndarray:
+    """Flat indices of the ``n`` cells nearest to ``fg`` outside it grown by one cell."""
+    idx = np.flatnonzero(~ndimage.binary_dilation(fg, iterations=1))
+    if len(idx) <= n:
+        return idx
+    dist = ndimage.distance_transform_edt(~fg).reshape(-1)[idx]
+    return idx[np.argsort(dist, kind="stable")[:n]]
+
+
 def _sample_cells(feats: np.ndarray, weights: np.ndarray, config: PresenceConfig) -> _Sample | None:
     """Object cells (weight >= 0.5, evenly subsampled) and background cells (outside the object
     grown by one cell) of one frame; None when no cell is object. The background holds, a third
@@ -103,8 +117,7 @@ def _sample_cells(feats: np.ndarray, weights: np.ndarray, config: PresenceConfig
     bg_idx = np.flatnonzero(~ndimage.binary_dilation(fg, iterations=1))
     n = config.background_cells
     if len(bg_idx) > n:
-        dist = ndimage.distance_transform_edt(~fg).reshape(-1)[bg_idx]
-        nearest = bg_idx[np.argsort(dist, kind="stable")[: n // 3]]
+        nearest = _nearest_outside(fg, n // 3)
         likeness = (flat[bg_idx] @ flat[fg_idx].T).max(axis=1)
         alike = bg_idx[np.argsort(-likeness, kind="stable")[: n // 3]]
         chosen = np.union1d(nearest, alike)
@@ -190,6 +203,19 @@ class AppearanceMemory:
         return cls(config, unpack(state["prompt"]), recent, int(state["last_added"]))
 
 
+def anchor_cells(prob: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """The cells of an active track re-anchored on its appearance memory: the connected regions
+    where the verifier's object probability ``prob`` is at least 0.5 that hold some of the
+    propagated cells (``weights`` > 0); None when there are none."""
+    labels, n = ndimage.label(prob >= 0.5, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return None
+    keep = np.unique(labels[(weights > 0) & (labels > 0)])
+    if len(keep) == 0:
+        return None
+    return np.isin(labels, keep)
+
+
 def grid_mask(
     cells: np.ndarray,
     prob: np.ndarray,
@@ -227,6 +253,8 @@ class PresenceVerifier:
         self._memories: dict[int, AppearanceMemory] = {}
         self._absent: dict[int, int] = {}  # consecutive frames judged absent
         self._lost_at: dict[int, int] = {}
+        self._sightings: dict[int, tuple[int, int, np.ndarray]] = {}  # frame, count, cells
+        self._area: dict[int, float] = {}  # running visible area in cells (momentum 0.9)
 
     def __contains__(self, track_id: int) -> bool:
         return track_id in self._memories
@@ -248,6 +276,8 @@ class PresenceVerifier:
         self._memories.pop(track_id, None)
         self._absent.pop(track_id, None)
         self._lost_at.pop(track_id, None)
+        self._sightings.pop(track_id, None)
+        self._area.pop(track_id, None)
 
     def judge(
         self, track_id: int, features: FeatureMap, weights: np.ndarray, frame_index: int
@@ -275,10 +305,24 @@ class PresenceVerifier:
         p = float((prob * weights).sum() / weights.sum())
         if p < cfg.present_above:
             return self._absent_verdict(track_id, p)
+        cells = anchor_cells(prob, weights) if cfg.anchor else None
+        if cells is not None and on.sum() >= cfg.anchor_fine_cells:
+            # a large object: what the verifier adds beyond the propagated cells' one-cell border
+            # (border cells are half object); up to anchor_growth, the finer mask stands
+            ring = ndimage.binary_dilation(on, structure=np.ones((3, 3), bool))
+            if (cells & ~ring).sum() <= cfg.anchor_growth * on.sum():
+                cells = None
+        seen = float((on if cells is None else cells).sum())
+        area = self._area.get(track_id)
+        if area is not None and seen < cfg.hidden_below * area:
+            return self._absent_verdict(track_id, p)  # mostly hidden (or out of the view)
+        self._area[track_id] = seen if area is None else 0.9 * area + 0.1 * seen
         self._absent[track_id] = 0
         if p >= cfg.confident_above and frame_index - memory.last_added >= cfg.memory_every:
+            # the propagated cells the verifier agrees with: never the anchored ones alone, or
+            # the memory would learn from itself and drift
             memory.add(features, np.where(prob >= 0.5, weights, 0.0), frame_index)
-        return Verdict(p, True, False)
+        return Verdict(p, True, False, prob, cells)
 
     def _absent_verdict(self, track_id: int, p: float) -> Verdict:
         self._absent[track_id] = self._absent.get(track_id, 0) + 1
@@ -291,6 +335,8 @@ class PresenceVerifier:
 
     def mark_recovered(self, track_id: int) -> None:
         self._lost_at.pop(track_id, None)
+        self._sightings.pop(track_id, None)
+        self._area.pop(track_id, None)
 
     def search(self, track_id: int, features: FeatureMap, frame_index: int) -> Candidate | None:
         """Where a lost track's object is in this frame, if anywhere (module docstring)."""
@@ -314,7 +360,19 @@ class PresenceVerifier:
         score = float(mass[best] / size[best])
         if size[best] < cfg.min_cells or score < cfg.recover_above:
             return None
-        return Candidate(labels == best + 1, prob, score)
+        cells = labels == best + 1
+        if not self._sighted(track_id, frame_index, cells):
+            return None
+        return Candidate(cells, prob, score)
+
+    def _sighted(self, track_id: int, frame_index: int, cells: np.ndarray) -> bool:
+        """Count a sighting of a lost track; True once ``confirm_frames`` frames in a row saw it
+        at overlapping places (the region grown by one cell meets the previous one)."""
+        frame, count, before = self._sightings.get(track_id, (-2, 0, cells))
+        near = ndimage.binary_dilation(before, iterations=1)
+        count = count + 1 if frame == frame_index - 1 and (near & cells).any() else 1
+        self._sightings[track_id] = (frame_index, count, cells)
+        return count >= self.config.confirm_frames
 
     def reacquire(
         self,
@@ -352,6 +410,7 @@ class PresenceVerifier:
             "memories": {str(t): m.state_dict() for t, m in self._memories.items()},
             "absent": {str(t): n for t, n in self._absent.items()},
             "lost_at": {str(t): n for t, n in self._lost_at.items()},
+            "area": {str(t): a for t, a in self._area.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -361,3 +420,4 @@ class PresenceVerifier:
         }
         self._absent = {int(t): int(n) for t, n in state.get("absent", {}).items()}
         self._lost_at = {int(t): int(n) for t, n in state.get("lost_at", {}).items()}
+        self._area = {int(t): float(a) for t, a in state.get("area", {}).items()}

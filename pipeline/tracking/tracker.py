@@ -26,8 +26,9 @@ from pipeline.models.base import MaskRequest, Segmenter
 from pipeline.models.upsample import upsample_probs as guided_upsample
 from pipeline.prompts.schedule import PromptSchedule
 from pipeline.tracking.config import TrackerConfig
+from pipeline.tracking.framing import Framing
 from pipeline.tracking.lifecycle import IdentityManager
-from pipeline.tracking.presence import PresenceVerifier
+from pipeline.tracking.presence import PresenceVerifier, grid_mask
 from pipeline.tracking.propagation import LabelPropagator, downsample_mask
 from pipeline.tracking.records import TrackedObject
 from pipeline.tracking.reid import redetect_lost
@@ -96,6 +97,7 @@ class Tracker:
         self.identities = IdentityManager(config.identity, source_id=source_id)
         self.prompts = prompts if prompts is not None else PromptSchedule(segmenter)
         self.presence = PresenceVerifier(config.presence)
+        self._framing: dict[int, Framing] = {}
         self._last_index: int | None = None
         self._events: list[Event] = []
 
@@ -108,6 +110,7 @@ class Tracker:
         """
         self.propagator.remove_objects([track_id])
         self.identities.remove(track_id, self._last_index)
+        self._framing.pop(track_id, None)
 
     def pop_events(self) -> list[Event]:
         """Track events since the last call (track.started/lost/recovered/ended), oldest first."""
@@ -147,7 +150,7 @@ class Tracker:
         if self.propagator.object_ids:
             objects = self._masks(self.propagator.step(features), frame.image, features)
             self._refine(frame, features, objects)
-        hidden = self._verify(frame.index, features, objects)
+        hidden = self._verify(frame, features, objects)
         update = self.identities.update(frame.index, list(objects.values()), observations, (h, w))
 
         # a matched detection is a fresh look at the object: it replaces the propagated mask
@@ -163,6 +166,7 @@ class Tracker:
             self.presence.mark_lost(tid, frame.index)
         for tid in update.ended:
             self.presence.forget(tid)
+            self._framing.pop(tid, None)
         leaving = list(update.lost) + list(update.ended)
         self.propagator.remove_objects(leaving)
         for tid in leaving + hidden:
@@ -176,6 +180,8 @@ class Tracker:
                 box = mask_to_box(new[tid])
                 objects[tid] = TrackedObject(tid, new[tid], box, float(obs.score), obs.prototype)
                 if obs.origin == "prompt" and tid in update.born.values():
+                    if obs.framing is not None and box is not None:
+                        self._framing[tid] = Framing.of(obs.framing, box)
                     weights = downsample_mask(new[tid], features.shape)
                     self.presence.enrol(tid, features, weights, frame.index)
                 elif tid in update.recovered.values():
@@ -192,23 +198,38 @@ class Tracker:
         )
 
     def _verify(
-        self, frame_index: int, features: FeatureMap, objects: dict[int, TrackedObject]
+        self, frame: Frame, features: FeatureMap, objects: dict[int, TrackedObject]
     ) -> list[int]:
         """The presence verdict on each verified active track (`PresenceVerifier.judge`): its
         score becomes its presence; a track absent for ``presence.absent_frames`` frames is handed
-        on as faded (score 0, no box), so the life cycle loses it. Returns the tracks not shown in
-        this frame."""
+        on as faded (score 0, no box), so the life cycle loses it. With ``presence.anchor``, a
+        visible track's mask is re-anchored on its appearance memory (`anchor_cells`) and written
+        back into the propagation's memory. Returns the tracks not shown in this frame."""
         hidden = []
+        anchored: dict[int, np.ndarray] = {}
         for tid, obj in objects.items():
             if tid not in self.presence or self.identities.state(tid) != TrackState.ACTIVE:
                 continue
-            verdict = self.presence.judge(tid, features, obj.weights, frame_index)
+            verdict = self.presence.judge(tid, features, obj.weights, frame.index)
             obj.score = verdict.presence
             if not verdict.visible:
                 hidden.append(tid)
             if verdict.gone:
                 obj.box, obj.score = None, 0.0
+            if verdict.visible and verdict.cells is not None:
+                mask = grid_mask(
+                    verdict.cells, verdict.prob, frame.image, self._upsample,
+                    self.config.crop_margin, self.config.min_area,
+                )  # fmt: skip
+                if mask is not None:
+                    mask |= obj.mask
+                    obj.mask, obj.box = mask, mask_to_box(mask)
+                    anchored[tid] = mask
+        self.propagator.correct(anchored)
         return hidden
+
+    def _upsample(self, probs: np.ndarray, image: np.ndarray) -> np.ndarray:
+        return upsample_probs(probs, image, self.config.upsample)
 
     def _redetect_lost(self, frame: Frame, features: FeatureMap) -> list[Observation]:
         """Re-detections of lost tracks: prompted tracks by their own verifier, anywhere in the
@@ -220,7 +241,7 @@ class Tracker:
             frame.index,
             features,
             frame.image,
-            lambda p, img: upsample_probs(p, img, self.config.upsample),
+            self._upsample,
             {t: self.identities.label(t) for t in verified},
             self.config.crop_margin,
             self.config.min_area,
@@ -341,6 +362,8 @@ class Tracker:
             box = None
             if mask is not None:
                 box = self.identities.published_box(tid, frame_index, mask.shape, obj.box)
+                if box is not None and tid in self._framing:
+                    box = self._framing[tid].apply(box, mask.shape)
             visible = mask is not None and box is not None and state != TrackState.LOST
             tracks.append(
                 Track(
@@ -364,6 +387,7 @@ class Tracker:
             "identities": self.identities.state_dict(),
             "prompts": self.prompts.state_dict(),
             "presence": self.presence.state_dict(),
+            "framing": {str(t): f.to_list() for t, f in self._framing.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -373,3 +397,4 @@ class Tracker:
         self.identities.load_state_dict(state["identities"])
         self.prompts.load_state_dict(state["prompts"])
         self.presence.load_state_dict(state.get("presence", {}))
+        self._framing = {int(t): Framing(*f) for t, f in state.get("framing", {}).items()}

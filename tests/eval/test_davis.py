@@ -122,7 +122,10 @@ def test_run_davis_end_to_end(tmp_path) -> None:
     )
     seq = result["sequences"]["square"]
     assert seq["frames"] == 8 and seq["objects"] == 1
-    assert seq["J"] > 0.8 and seq["F"] > 0.8
+    # the square is small (56 cells at stride 8): its mask is re-anchored on the appearance
+    # memory every frame, whose grid-level edges cost it here (propagation alone: J 0.89, F 0.89;
+    # on real small objects re-anchoring gains, docs/tracking.md)
+    assert seq["J"] > 0.7 and seq["F"] > 0.45
     assert result["mean"]["J&F"] == pytest.approx(seq["J&F"])
     assert result["mean"]["fps"] > 0
     written = sorted((out / "square").glob("*.png"))
@@ -165,5 +168,5 @@ def test_eval_davis_command_prints_json(tmp_path) -> None:
     assert re.search(r"^square: J&F 0\.\d{3} \(J 0\.\d{3}, F [01]\.\d{3}\), 5 frames$",
                      result.stderr, re.M), result.stderr  # fmt: skip
     assert report["setup"]["backbone"] == "mobilenetv2-imagenet"
-    assert report["sequences"]["square"]["J"] > 0.8
+    assert report["sequences"]["square"]["J"] > 0.7  # re-anchored small object: see above
     assert len(list((tmp_path / "out" / "square").glob("*.png"))) == 5

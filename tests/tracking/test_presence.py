@@ -120,3 +120,73 @@ def test_appearance_memory_is_bounded_and_knows_object_from_background() -> None
     empty = features(0)
     assert verifier.judge(1, empty, weights, 200).visible is False
     assert verifier.judge(1, empty, weights, 201).gone is True
+
+
+def blob_features(rng: np.random.Generator, obj: np.ndarray, bg: np.ndarray, cells) -> FeatureMap:
+    """20x20 unit features: background everywhere, the object's on ``cells`` (a slice pair)."""
+    grid = np.tile(bg, (20, 20, 1)) + 0.3 * rng.normal(size=(20, 20, 64))
+    grid[cells] = obj + 0.3 * rng.normal(size=grid[cells].shape)
+    grid /= np.linalg.norm(grid, axis=-1, keepdims=True)
+    return FeatureMap(grid.astype(np.float32), 8, np.ones(1), (160, 160), (160, 160), "x")
+
+
+def test_shrunk_mask_is_reanchored_on_the_whole_object() -> None:
+    rng = np.random.default_rng(2)
+    obj, bg = rng.normal(size=64), rng.normal(size=64)
+    whole = np.zeros((20, 20), bool)
+    whole[4:14, 6:12] = True
+    verifier = PresenceVerifier(PresenceConfig())
+    verifier.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
+    # the propagation kept the top 60% of the object only
+    shrunk = np.zeros((20, 20))
+    shrunk[4:10, 6:12] = 0.9
+    frame = blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12)))
+    verdict = verifier.judge(1, frame, shrunk, 1)
+    assert verdict.visible and verdict.cells is not None
+    # the object's cells within the search region (the mask grown by half its extent), no other
+    assert verdict.cells[4:13, 6:12].all() and not (verdict.cells & ~whole).any()
+    # a propagated mask that lacks only its one-cell border: a small object's is anchored...
+    border = np.zeros((20, 20))
+    border[5:13, 7:11] = 0.9
+    assert (verifier.judge(1, frame, border, 2).cells == whole).all()
+    # ...a large object's (at least anchor_fine_cells) keeps its finer propagated edges
+    large = PresenceVerifier(PresenceConfig(anchor_fine_cells=32))
+    large.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
+    assert large.judge(1, frame, border, 1).cells is None
+
+
+def test_lost_object_is_reacquired_only_when_seen_twice_in_one_place() -> None:
+    rng = np.random.default_rng(3)
+    obj, bg = rng.normal(size=64), rng.normal(size=64)
+    weights = np.zeros((20, 20))
+    weights[2:8, 2:8] = 1.0
+    verifier = PresenceVerifier(PresenceConfig())
+    verifier.enrol(1, blob_features(rng, obj, bg, (slice(2, 8), slice(2, 8))), weights, 0)
+    verifier.mark_lost(1, 5)
+    here, there = (slice(10, 16), slice(10, 16)), (slice(1, 5), slice(14, 19))
+    assert verifier.search(1, blob_features(rng, obj, bg, here), 6) is None  # seen once
+    found = verifier.search(1, blob_features(rng, obj, bg, here), 7)
+    assert found is not None and found.cells[here].all() and found.cells.sum() == 36
+    verifier.mark_lost(1, 8)
+    assert verifier.search(1, blob_features(rng, obj, bg, here), 9) is None
+    assert verifier.search(1, blob_features(rng, obj, bg, there), 10) is None  # moved: anew
+    assert verifier.search(1, blob_features(rng, obj, bg, there), 11) is not None
+
+
+def test_mostly_hidden_object_is_judged_absent() -> None:
+    rng = np.random.default_rng(4)
+    obj, bg = rng.normal(size=64), rng.normal(size=64)
+    body = (slice(4, 14), slice(6, 12))
+    weights = np.zeros((20, 20))
+    weights[body] = 1.0
+    verifier = PresenceVerifier(PresenceConfig())
+    verifier.enrol(1, blob_features(rng, obj, bg, body), weights, 0)
+    for i in range(1, 6):
+        assert verifier.judge(1, blob_features(rng, obj, bg, body), weights, i).visible
+    # behind an occluder but for its top two rows: a fifth of its area, absent, then gone
+    top = (slice(4, 6), slice(6, 12))
+    peek = np.zeros((20, 20))
+    peek[top] = 1.0
+    first = verifier.judge(1, blob_features(rng, obj, bg, top), peek, 6)
+    assert first.presence > 0.9 and not first.visible and not first.gone
+    assert verifier.judge(1, blob_features(rng, obj, bg, top), peek, 7).gone
