@@ -30,7 +30,7 @@ def mask_to_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     ys = np.flatnonzero(mask.any(axis=1))
     if ys.size == 0:
         return None
-    xs = np.flatnonzero(mask.any(axis=0))
+    xs = np.flatnonzero(mask[ys[0] : ys[-1] + 1].any(axis=0))  # only the rows it spans
     return float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)
 
 

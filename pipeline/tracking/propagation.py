@@ -24,16 +24,17 @@ the candidates per query fall from (2r+1)^2 to about (2 r_f+1)^2 + (r+1)^2 per m
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.masks import mask_to_box
 from pipeline.tracking.config import PropagationConfig
 from pipeline.types import FeatureMap
 
@@ -140,13 +141,43 @@ def _region(q0: int, q1: int, scale: int, reach: int, size: int) -> tuple[int, i
     return max(0, lo), min(size, hi)
 
 
+def _region_cells(
+    shape: torch.Size, region: tuple[tuple[int, int], tuple[int, int]]
+) -> torch.Tensor:
+    """Rows, in (m * h * w, K+1) flattened labels of ``shape`` (m, h, w, K+1), of a region's
+    cells in the order `LabelPropagator._affinity` sees them: (m * region cells,) int64."""
+    m, h, w = shape[:3]
+    (gy0, gy1), (gx0, gx1) = region
+    rows = torch.arange(m)[:, None, None] * h + torch.arange(gy0, gy1)[None, :, None]
+    return (rows * w + torch.arange(gx0, gx1)[None, None, :]).reshape(-1)
+
+
+@functools.lru_cache(maxsize=32)
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float32: the share of output cell i's span that input pixel j covers (cell i
+    spans [i, i + 1) * n_in / n_out pixels); each row sums to one."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    pixels = np.arange(n_in + 1)
+    lo = np.maximum(edges[:-1, None], pixels[None, :-1])
+    hi = np.minimum(edges[1:, None], pixels[None, 1:])
+    return (np.clip(hi - lo, 0.0, None) * (n_out / n_in)).astype(np.float32)
+
+
 def downsample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """An (H, W) bool/float mask as the fraction of each grid cell it covers, (h, w) float32."""
-    m = np.asarray(mask, dtype=np.float32)
+    """An (H, W) bool/float mask as the fraction of each grid cell it covers, (h, w) float32.
+    Area averaging over the mask's bounding rows and columns only, so an object's cost follows
+    its size, not the frame's."""
+    m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"a mask must be 2-D (H, W), got shape {m.shape}")
     h, w = shape
-    return cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA).clip(0.0, 1.0)
+    box = mask_to_box(m)
+    if box is None:
+        return np.zeros((h, w), np.float32)
+    c0, r0, c1, r1 = (int(v) for v in box)
+    ay = _area_weights(m.shape[0], h)[:, r0:r1]
+    ax = _area_weights(m.shape[1], w)[:, c0:c1]
+    return (ay @ m[r0:r1, c0:c1].astype(np.float32) @ ax.T).clip(0.0, 1.0)
 
 
 class LabelPropagator:
@@ -344,15 +375,17 @@ class LabelPropagator:
                 n_q = (y1 - y0) * (x1 - x0)
                 qt = query[y0:y1, x0:x1].reshape(n_q, c)
                 full_r = _region(y0, y1, 1, full.reach, h), _region(x0, x1, 1, full.reach, w)
-                aff, region = self._affinity(qt, (y0, y1, x0, x1), full, full_r, full.reach)
+                aff = self._affinity(qt, (y0, y1, x0, x1), full, full_r, full.reach)
                 k = min(cfg.topk, aff.shape[1])
                 vals, idx = torch.topk(aff, k, dim=1)
-                labs = region.labels[idx]  # (queries, k, K+1)
+                cells = _region_cells(full.labels.shape, full_r)[idx]  # (queries, k)
                 if len(levels) > 1:  # the best far matches, at full resolution
-                    far_vals, far_labs = self._far_matches(qt, (y0, y1, x0, x1), levels)
+                    far_vals, far_cells = self._far_matches(qt, (y0, y1, x0, x1), levels)
                     vals, pick = torch.topk(torch.cat([vals, far_vals], 1), k, dim=1)
-                    labs = torch.cat([labs, far_labs], 1)
-                    labs = labs.gather(1, pick[..., None].expand(-1, -1, n_ch))
+                    cells = torch.cat([cells, far_cells], 1).gather(1, pick)
+                # labels of the k chosen cells only: the cost of K objects is paid once per pick
+                labs = full.labels.view(-1, n_ch).index_select(0, cells.reshape(-1))
+                labs = labs.view(*cells.shape, n_ch)  # (queries, k, K+1)
                 wts = torch.softmax(vals / cfg.temperature, dim=1)
                 res = torch.einsum("qk,qkc->qc", wts, labs)
                 out[y0:y1, x0:x1] = res.reshape(y1 - y0, x1 - x0, n_ch)
@@ -365,9 +398,9 @@ class LabelPropagator:
         lv: _Level,
         region: tuple[tuple[int, int], tuple[int, int]],
         fine: int,
-    ) -> tuple[torch.Tensor, _Level]:
+    ) -> torch.Tensor:
         """Cosine similarities (queries, m * cells) of a tile's queries to the memory cells of
-        ``region`` at level ``lv``, -inf outside each query's window; and that region's cells."""
+        ``region`` at level ``lv``, -inf outside each query's window."""
         (y0, y1, x0, x1), ((gy0, gy1), (gx0, gx1)) = tile, region
         m, c = lv.feats.shape[0], lv.feats.shape[-1]
         n_q, n_r = qt.shape[0], (gy1 - gy0) * (gx1 - gx0)
@@ -377,22 +410,22 @@ class LabelPropagator:
             (y0, y1 - y0, gy0, gy1 - gy0), (x0, x1 - x0, gx0, gx1 - gx0), lv.scale, lv.reach, fine
         )
         aff.view(n_q, m, n_r).masked_fill_(outside[:, None, :], float("-inf"))
-        labels = lv.labels[:, gy0:gy1, gx0:gx1].reshape(m * n_r, -1)
-        return aff, _Level(lv.scale, feats, labels, lv.reach)
+        return aff
 
     def _far_matches(
         self, qt: torch.Tensor, tile: tuple[int, int, int, int], levels: list[_Level]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``topk`` best half-resolution matches of each query beyond the full-resolution
         window, each replaced by its four full-resolution cells (those outside that window):
-        similarities (queries, 4 topk) and labels (queries, 4 topk, K+1)."""
+        similarities (queries, 4 topk) and those cells' rows in the flattened full-resolution
+        labels (queries, 4 topk)."""
         full, half = levels
         (y0, y1, x0, x1), (h, w) = tile, full.feats.shape[1:3]
         region = (
             _region(y0, y1, 2, half.reach, half.feats.shape[1]),
             _region(x0, x1, 2, half.reach, half.feats.shape[2]),
         )
-        aff, _ = self._affinity(qt, tile, half, region, full.reach)
+        aff = self._affinity(qt, tile, half, region, full.reach)
         vals, idx = torch.topk(aff, min(self.config.topk, aff.shape[1]), dim=1)
         (gy0, gy1), (gx0, gx1) = region
         n_r, nx = (gy1 - gy0) * (gx1 - gx0), gx1 - gx0
@@ -405,13 +438,12 @@ class LabelPropagator:
         near = ((fy - qy).abs() <= full.reach) & ((fx - qx).abs() <= full.reach)
         valid = (fy < h) & (fx < w) & ~near & torch.isfinite(vals)[..., None]
         flat = ((frame[..., None] * h + fy.clamp(max=h - 1)) * w + fx.clamp(max=w - 1)).reshape(-1)
-        n_q, n_ch = qt.shape[0], full.labels.shape[-1]
+        n_q = qt.shape[0]
         feats = full.feats.view(-1, qt.shape[1]).index_select(0, flat).view(n_q, -1, qt.shape[1])
         sims = torch.bmm(feats, qt[:, :, None])[..., 0].masked_fill_(
             ~valid.view(n_q, -1), -torch.inf
         )
-        labels = full.labels.view(-1, n_ch).index_select(0, flat).view(n_q, -1, n_ch)
-        return sims, labels
+        return sims, flat.view(n_q, -1)
 
     def _outside(
         self,

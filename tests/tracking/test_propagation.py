@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.tracking.config import PropagationConfig
-from pipeline.tracking.propagation import LabelPropagator
+from pipeline.tracking.propagation import LabelPropagator, downsample_mask
 from pipeline.types import FeatureMap
 
 
@@ -274,3 +274,17 @@ def test_real_davis_sequence(shared_data) -> None:
         js.append((pred & gt).sum() / (pred | gt).sum())
     assert np.mean(js) > 0.8
     assert min(js) > 0.6
+
+
+def test_downsample_mask_is_the_covered_fraction_of_each_cell():
+    # 7 pixels onto 2 cells: cell 0 spans pixels [0, 3.5), cell 1 [3.5, 7)
+    mask = np.zeros((7, 7), bool)
+    mask[0:2, 0:4] = True  # rows 0-1 of cell row 0; columns 0-3: all of cell 0, half a pixel of 1
+    out = downsample_mask(mask, (2, 2))
+    np.testing.assert_allclose(out, [[2 / 3.5, (2 * 0.5) / (3.5 * 3.5)], [0, 0]], atol=1e-6)
+    # the result does not depend on where the mask lies in a larger frame
+    big = np.zeros((70, 140), bool)
+    big[10:30, 40:80] = True
+    cells = downsample_mask(big, (7, 14))
+    assert cells[1:3, 4:8].min() == pytest.approx(1.0) and cells.sum() == pytest.approx(8.0)
+    assert not downsample_mask(np.zeros((5, 5), bool), (3, 3)).any()
