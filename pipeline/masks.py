@@ -6,12 +6,47 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
+def _span(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """First and past-the-last row and column of a mask's set pixels, or None if it is empty; the
+    columns are looked for only within the rows it spans."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask[ys[0] : ys[-1] + 1].any(axis=0))
+    return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+
+
+def _run_lengths(mask: np.ndarray) -> list[int]:
+    """COCO's uncompressed counts of an (h, w) mask (column-major runs, zeros first), computed
+    over its bounding rows and columns only, so the cost follows the object, not the frame."""
+    h, w = mask.shape
+    span = _span(mask)
+    if span is None:
+        return [h * w]
+    r0, r1, c0, c1 = span
+    padded = np.zeros((c1 - c0, r1 - r0 + 2), np.int8)  # each column of the crop, zero-framed
+    padded[:, 1:-1] = mask[r0:r1, c0:c1].T
+    step = np.diff(padded, axis=1)
+    col, row = np.nonzero(step)  # in column-major order of the frame
+    at = (col + c0) * h + row + r0
+    rise = step[col, row] > 0
+    starts, ends = at[rise], at[~rise]
+    joined = np.flatnonzero(starts[1:] == ends[:-1])  # a run going on into the next column
+    starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
+    edges = np.concatenate([[0], np.column_stack([starts, ends]).reshape(-1), [h * w]])
+    counts = np.diff(edges)
+    return (counts[:-1] if counts[-1] == 0 else counts).tolist()
+
+
 def rle_encode(mask: np.ndarray) -> dict:
     """Encode an (h, w) boolean mask as COCO compressed RLE with a str ``counts``."""
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode()}
+    h, w = (int(v) for v in mask.shape)
+    rle = mask_utils.frPyObjects(
+        {"size": [h, w], "counts": _run_lengths(mask.astype(bool, copy=False))}, h, w
+    )
+    return {"size": [h, w], "counts": rle["counts"].decode()}
 
 
 def rle_decode(rle: dict) -> np.ndarray:
@@ -27,11 +62,11 @@ def rle_decode(rle: dict) -> np.ndarray:
 
 def mask_to_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     """Tight (x0, y0, x1, y1) box of a mask, in pixel-edge coordinates, or None if empty."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    if ys.size == 0:
+    span = _span(mask)
+    if span is None:
         return None
-    xs = np.flatnonzero(mask[ys[0] : ys[-1] + 1].any(axis=0))  # only the rows it spans
-    return float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)
+    r0, r1, c0, c1 = span
+    return float(c0), float(r0), float(c1), float(r1)
 
 
 def box_to_mask(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:

@@ -70,6 +70,30 @@ def test_rle_matches_pycocotools_layout_and_boxes() -> None:
     np.testing.assert_allclose(iou, [[1 / 3, 0.0]])
 
 
+def test_rle_is_pycocotools_own_encoding() -> None:
+    """The crop-local run lengths give the very string pycocotools' encoder gives: empty and full
+    masks, runs that go on into the next column, random shapes and sizes."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    masks = [np.zeros((6, 5), bool), np.ones((6, 5), bool), np.ones((1, 1), bool)]
+    full_columns = np.zeros((6, 5), bool)
+    full_columns[:, 1:3] = True  # one run across two columns
+    masks.append(full_columns)
+    for _ in range(200):
+        h, w = rng.integers(1, 30, 2)
+        m = rng.random((h, w)) < rng.random()
+        if rng.random() < 0.5:  # a blob somewhere in an empty frame
+            m[:] = False
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            m[y : y + rng.integers(1, h + 1), x : x + rng.integers(1, w + 1)] = True
+        masks.append(m)
+    for m in masks:
+        coco = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()
+        assert rle_encode(m)["counts"] == coco
+        np.testing.assert_array_equal(rle_decode(rle_encode(m)), m)
+
+
 def test_state_hash_decodes_to_typed_numbers() -> None:
     from pipeline.wire import decode_state
 

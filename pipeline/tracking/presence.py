@@ -67,7 +67,8 @@ class Verdict:
         presence: Mean object probability of the propagated cells (the track's score).
         visible: Show the track in this frame.
         gone: Absent for ``absent_frames`` frames in a row: lose it.
-        prob: (h, w) object probability of the cells of the search region (0 outside), or None.
+        prob: (h, w) object probability of the search region's cells the verdict needed (the
+            propagated cells, the re-anchored regions and their context; 0 elsewhere), or None.
         cells: (h, w) bool cells of the mask re-anchored on the memory (`anchor_cells`), or None
             when the propagated mask stands.
     """
@@ -280,12 +281,24 @@ class PresenceVerifier:
         self._area.pop(track_id, None)
 
     def judge(
-        self, track_id: int, features: FeatureMap, weights: np.ndarray, frame_index: int
+        self,
+        track_id: int,
+        features: FeatureMap,
+        weights: np.ndarray,
+        frame_index: int,
+        context: int = 2,
     ) -> Verdict:
         """One frame's verdict on an active track from its propagated cells (``weights``: (h, w)
         propagated probability where the object wins). The verifier looks at a local search
         region, the object's cells grown by ``search_margin`` times their extent (at least two
-        cells); a confident frame joins the memory (only the cells the verifier calls object)."""
+        cells); a confident frame joins the memory (only the cells the verifier calls object).
+
+        The object probability is computed only where the verdict needs it, which is where the
+        cost of verification lies (a k-NN against the whole memory per cell): the propagated
+        cells, then, ring by ring, the cells next to those called object (the regions
+        `anchor_cells` keeps, found by flooding from the propagated cells, exactly as over the
+        whole region), and ``context`` cells around the re-anchored cells (what `grid_mask`
+        with ``crop_margin`` = ``context`` reads)."""
         cfg = self.config
         memory = self._memories[track_id]
         on = weights > 0
@@ -295,17 +308,34 @@ class PresenceVerifier:
         my = max(2, round(cfg.search_margin * (ys.max() - ys.min() + 1)))
         mx = max(2, round(cfg.search_margin * (xs.max() - xs.min() + 1)))
         h, w = weights.shape
-        y0, y1 = max(0, ys.min() - my), min(h, ys.max() + 1 + my)
-        x0, x1 = max(0, xs.min() - mx), min(w, xs.max() + 1 + mx)
-        window = np.ascontiguousarray(features.grid[y0:y1, x0:x1]).reshape(
-            -1, features.grid.shape[-1]
+        win = (
+            slice(max(0, ys.min() - my), min(h, ys.max() + 1 + my)),
+            slice(max(0, xs.min() - mx), min(w, xs.max() + 1 + mx)),
         )
-        prob = np.zeros((h, w), np.float32)
-        prob[y0:y1, x0:x1] = memory.probability(window).reshape(y1 - y0, x1 - x0)
-        p = float((prob * weights).sum() / weights.sum())
+        # everything below is on the search region's cells
+        grid, near = features.grid[win], weights[win]
+        on = near > 0
+        prob = np.zeros(on.shape, np.float32)
+        known = np.zeros(on.shape, bool)
+
+        def fill(need: np.ndarray) -> bool:
+            need = need & ~known
+            if not need.any():
+                return False
+            prob[need] = memory.probability(np.ascontiguousarray(grid[need]))
+            known[need] = True
+            return True
+
+        fill(on)
+        p = float((prob * near).sum() / near.sum())
         if p < cfg.present_above:
             return self._absent_verdict(track_id, p)
-        cells = anchor_cells(prob, weights) if cfg.anchor else None
+        cells = None
+        if cfg.anchor:
+            eight = np.ones((3, 3), bool)
+            while fill(ndimage.binary_dilation(known & (prob >= 0.5), structure=eight)):
+                pass
+            cells = anchor_cells(prob, near)
         if cells is not None and on.sum() >= cfg.anchor_fine_cells:
             # a large object: what the verifier adds beyond the propagated cells' one-cell border
             # (border cells are half object); up to anchor_growth, the finer mask stands
@@ -321,8 +351,18 @@ class PresenceVerifier:
         if p >= cfg.confident_above and frame_index - memory.last_added >= cfg.memory_every:
             # the propagated cells the verifier agrees with: never the anchored ones alone, or
             # the memory would learn from itself and drift
-            memory.add(features, np.where(prob >= 0.5, weights, 0.0), frame_index)
-        return Verdict(p, True, False, prob, cells)
+            agreed = np.zeros((h, w), np.float32)
+            agreed[win] = np.where(prob >= 0.5, near, 0.0)
+            memory.add(features, agreed, frame_index)
+        full_prob = np.zeros((h, w), np.float32)
+        full_cells = None
+        if cells is not None:
+            if context > 0:
+                fill(ndimage.binary_dilation(cells, iterations=context))
+            full_cells = np.zeros((h, w), bool)
+            full_cells[win] = cells
+        full_prob[win] = prob
+        return Verdict(p, True, False, full_prob, full_cells)
 
     def _absent_verdict(self, track_id: int, p: float) -> Verdict:
         self._absent[track_id] = self._absent.get(track_id, 0) + 1

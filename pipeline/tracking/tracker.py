@@ -210,7 +210,9 @@ class Tracker:
         for tid, obj in objects.items():
             if tid not in self.presence or self.identities.state(tid) != TrackState.ACTIVE:
                 continue
-            verdict = self.presence.judge(tid, features, obj.weights, frame.index)
+            verdict = self.presence.judge(
+                tid, features, obj.weights, frame.index, self.config.crop_margin
+            )
             obj.score = verdict.presence
             if not verdict.visible:
                 hidden.append(tid)

@@ -155,6 +155,40 @@ def test_shrunk_mask_is_reanchored_on_the_whole_object() -> None:
     assert large.judge(1, frame, border, 1).cells is None
 
 
+def test_verdict_computes_only_the_cells_it_needs_and_matches_the_whole_region() -> None:
+    """The verifier's k-NN runs on the propagated cells, the regions flooded from them and their
+    context only; its cells and probabilities there are those of the k-NN over the whole search
+    region, and a look-alike in the region but apart from the object is left out."""
+    from scipy import ndimage
+
+    from pipeline.tracking.presence import anchor_cells
+
+    rng = np.random.default_rng(5)
+    obj, bg = rng.normal(size=64), rng.normal(size=64)
+    whole = np.zeros((20, 20), bool)
+    whole[4:14, 6:12] = True
+    verifier = PresenceVerifier(PresenceConfig())
+    verifier.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
+    frame = blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12)))
+    frame.grid[1:3, 13:15] = frame.grid[5, 7]  # a look-alike, in the search region, apart
+    shrunk = np.zeros((20, 20))
+    shrunk[4:10, 6:12] = 0.9
+    verdict = verifier.judge(1, frame, shrunk, 1, context=2)
+    # the reference: every cell of the search region (rows 1-12, columns 3-14 grown by half)
+    memory = verifier._memories[1]
+    flat = frame.grid.reshape(400, -1)
+    region = np.zeros((20, 20), bool)
+    region[1:13, 3:15] = True
+    full = np.zeros((20, 20), np.float32)
+    full[region] = memory.probability(np.ascontiguousarray(flat[region.reshape(-1)]))
+    reference = anchor_cells(full, shrunk)
+    assert (verdict.cells == reference).all() and (verdict.cells == whole & region).all()
+    needed = ndimage.binary_dilation(verdict.cells, iterations=2) & region
+    np.testing.assert_allclose(verdict.prob[needed], full[needed], atol=1e-5)
+    assert full[1:3, 13:15].min() > 0.5 and not verdict.prob[1:3, 13:15].any()  # never looked at
+    assert (verdict.prob[~region] == 0).all()
+
+
 def test_lost_object_is_reacquired_only_when_seen_twice_in_one_place() -> None:
     rng = np.random.default_rng(3)
     obj, bg = rng.normal(size=64), rng.normal(size=64)
