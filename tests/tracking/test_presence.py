@@ -130,17 +130,30 @@ def blob_features(rng: np.random.Generator, obj: np.ndarray, bg: np.ndarray, cel
     return FeatureMap(grid.astype(np.float32), 8, np.ones(1), (160, 160), (160, 160), "x")
 
 
-def test_shrunk_mask_is_reanchored_on_the_whole_object() -> None:
-    rng = np.random.default_rng(2)
+BODY = (slice(4, 14), slice(6, 12))
+
+
+def enrolled_body(seed: int):
+    """A verifier enrolled on a 10x6-cell object at BODY, the object's cells, a generator of new
+    frames of the same object and background, and a mask keeping its top 60% only."""
+    rng = np.random.default_rng(seed)
     obj, bg = rng.normal(size=64), rng.normal(size=64)
     whole = np.zeros((20, 20), bool)
-    whole[4:14, 6:12] = True
+    whole[BODY] = True
+
+    def frame() -> FeatureMap:
+        return blob_features(rng, obj, bg, BODY)
+
     verifier = PresenceVerifier(PresenceConfig())
-    verifier.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
-    # the propagation kept the top 60% of the object only
+    verifier.enrol(1, frame(), whole * 1.0, 0)
     shrunk = np.zeros((20, 20))
     shrunk[4:10, 6:12] = 0.9
-    frame = blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12)))
+    return verifier, whole, frame, shrunk
+
+
+def test_shrunk_mask_is_reanchored_on_the_whole_object() -> None:
+    verifier, whole, new_frame, shrunk = enrolled_body(2)
+    frame = new_frame()
     verdict = verifier.judge(1, frame, shrunk, 1)
     assert verdict.visible and verdict.cells is not None
     # the object's cells within the search region (the mask grown by half its extent), no other
@@ -151,7 +164,7 @@ def test_shrunk_mask_is_reanchored_on_the_whole_object() -> None:
     assert (verifier.judge(1, frame, border, 2).cells == whole).all()
     # ...a large object's (at least anchor_fine_cells) keeps its finer propagated edges
     large = PresenceVerifier(PresenceConfig(anchor_fine_cells=32))
-    large.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
+    large.enrol(1, new_frame(), whole * 1.0, 0)
     assert large.judge(1, frame, border, 1).cells is None
 
 
@@ -163,16 +176,9 @@ def test_verdict_computes_only_the_cells_it_needs_and_matches_the_whole_region()
 
     from pipeline.tracking.presence import anchor_cells
 
-    rng = np.random.default_rng(5)
-    obj, bg = rng.normal(size=64), rng.normal(size=64)
-    whole = np.zeros((20, 20), bool)
-    whole[4:14, 6:12] = True
-    verifier = PresenceVerifier(PresenceConfig())
-    verifier.enrol(1, blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12))), whole * 1.0, 0)
-    frame = blob_features(rng, obj, bg, (slice(4, 14), slice(6, 12)))
+    verifier, whole, new_frame, shrunk = enrolled_body(5)
+    frame = new_frame()
     frame.grid[1:3, 13:15] = frame.grid[5, 7]  # a look-alike, in the search region, apart
-    shrunk = np.zeros((20, 20))
-    shrunk[4:10, 6:12] = 0.9
     verdict = verifier.judge(1, frame, shrunk, 1, context=2)
     # the reference: every cell of the search region (rows 1-12, columns 3-14 grown by half)
     memory = verifier._memories[1]
