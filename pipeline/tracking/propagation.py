@@ -141,15 +141,15 @@ def _region(q0: int, q1: int, scale: int, reach: int, size: int) -> tuple[int, i
     return max(0, lo), min(size, hi)
 
 
-def _region_cells(
-    shape: torch.Size, region: tuple[tuple[int, int], tuple[int, int]]
-) -> torch.Tensor:
-    """Rows, in (m * h * w, K+1) flattened labels of ``shape`` (m, h, w, K+1), of a region's
-    cells in the order `LabelPropagator._affinity` sees them: (m * region cells,) int64."""
-    m, h, w = shape[:3]
+def _region_cell(
+    idx: torch.Tensor, region: tuple[tuple[int, int], tuple[int, int]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Memory frame, row and column of the cells that `LabelPropagator._affinity`'s columns
+    ``idx`` name (its columns run over the memory frames, then the region's rows and columns)."""
     (gy0, gy1), (gx0, gx1) = region
-    rows = torch.arange(m)[:, None, None] * h + torch.arange(gy0, gy1)[None, :, None]
-    return (rows * w + torch.arange(gx0, gx1)[None, None, :]).reshape(-1)
+    n_r, nx = (gy1 - gy0) * (gx1 - gx0), gx1 - gx0
+    frame, cell = torch.div(idx, n_r, rounding_mode="floor"), idx % n_r
+    return frame, torch.div(cell, nx, rounding_mode="floor") + gy0, cell % nx + gx0
 
 
 @functools.lru_cache(maxsize=32)
@@ -378,7 +378,8 @@ class LabelPropagator:
                 aff = self._affinity(qt, (y0, y1, x0, x1), full, full_r, full.reach)
                 k = min(cfg.topk, aff.shape[1])
                 vals, idx = torch.topk(aff, k, dim=1)
-                cells = _region_cells(full.labels.shape, full_r)[idx]  # (queries, k)
+                frame, cy, cx = _region_cell(idx, full_r)
+                cells = (frame * h + cy) * w + cx  # rows of the flattened labels, (queries, k)
                 if len(levels) > 1:  # the best far matches, at full resolution
                     far_vals, far_cells = self._far_matches(qt, (y0, y1, x0, x1), levels)
                     vals, pick = torch.topk(torch.cat([vals, far_vals], 1), k, dim=1)
@@ -427,10 +428,7 @@ class LabelPropagator:
         )
         aff = self._affinity(qt, tile, half, region, full.reach)
         vals, idx = torch.topk(aff, min(self.config.topk, aff.shape[1]), dim=1)
-        (gy0, gy1), (gx0, gx1) = region
-        n_r, nx = (gy1 - gy0) * (gx1 - gx0), gx1 - gx0
-        frame, cell = torch.div(idx, n_r, rounding_mode="floor"), idx % n_r
-        cy, cx = torch.div(cell, nx, rounding_mode="floor") + gy0, cell % nx + gx0
+        frame, cy, cx = _region_cell(idx, region)
         fy = 2 * cy[..., None] + _CHILD_DY  # (queries, k, 4)
         fx = 2 * cx[..., None] + _CHILD_DX
         qy = torch.arange(y0, y1).repeat_interleave(x1 - x0)[:, None, None]
