@@ -1,4 +1,5 @@
-"""Binary masks: COCO RLE encoding, boxes, IoU. The one place that talks to pycocotools."""
+"""Binary masks: COCO RLE encoding, boxes, IoU, specks. The one place that talks to
+pycocotools."""
 
 from __future__ import annotations
 
@@ -60,12 +61,27 @@ def rle_decode(rle: dict) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
-def mask_to_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
-    """Tight (x0, y0, x1, y1) box of a mask, in pixel-edge coordinates, or None if empty."""
+def mask_to_box(mask: np.ndarray, min_area: int = 0) -> tuple[float, float, float, float] | None:
+    """Tight (x0, y0, x1, y1) box of a mask, in pixel-edge coordinates, or None if empty.
+
+    With ``min_area``, parts of the mask (8-connected) with fewer pixels are left out of the box
+    when it has bigger ones: the specks an upsampling leaves around an object would stretch its
+    box far past the object (as SAM's post-processing removes small disconnected regions)."""
     span = _span(mask)
     if span is None:
         return None
     r0, r1, c0, c1 = span
+    if min_area > 1:
+        from scipy import ndimage  # here: the control commands import this module, not scipy
+
+        labels, n = ndimage.label(mask[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
+        if n > 1:
+            sizes = np.bincount(labels.reshape(-1), minlength=n + 1)
+            keep = sizes >= min_area
+            keep[0] = False
+            if keep.any():
+                y0, y1, x0, x1 = _span(keep[labels])
+                r0, r1, c0, c1 = r0 + y0, r0 + y1, c0 + x0, c0 + x1
     return float(c0), float(r0), float(c1), float(r1)
 
 

@@ -94,6 +94,20 @@ def test_rle_is_pycocotools_own_encoding() -> None:
         np.testing.assert_array_equal(rle_decode(rle_encode(m)), m)
 
 
+def test_box_leaves_out_specks() -> None:
+    mask = np.zeros((60, 80), bool)
+    mask[10:40, 20:35] = True  # the object
+    mask[38:42, 34:37] = True  # a part touching it (diagonally included) stays
+    mask[55, 75] = True  # a one-pixel speck far away
+    mask[2:5, 2:4] = True  # a 6-pixel speck
+    assert mask_to_box(mask) == (2.0, 2.0, 76.0, 56.0)
+    assert mask_to_box(mask, min_area=16) == (20.0, 10.0, 37.0, 42.0)
+    # only specks: the box is theirs (whether they are big enough to be seen is another call)
+    specks = np.zeros((8, 8), bool)
+    specks[1, 1] = specks[5:7, 5:7] = True
+    assert mask_to_box(specks, min_area=16) == (1.0, 1.0, 7.0, 7.0)
+
+
 def test_state_hash_decodes_to_typed_numbers() -> None:
     from pipeline.wire import decode_state
 

@@ -280,6 +280,11 @@ class PresenceVerifier:
         self._sightings.pop(track_id, None)
         self._area.pop(track_id, None)
 
+    def probability(self, track_id: int, features: FeatureMap, cells: np.ndarray) -> np.ndarray:
+        """The object probability of some cells ((h, w) bool) of this frame, by the track's
+        appearance memory."""
+        return self._memories[track_id].probability(np.ascontiguousarray(features.grid[cells]))
+
     def judge(
         self,
         track_id: int,
@@ -436,7 +441,7 @@ class PresenceVerifier:
                 continue
             mask = grid_mask(found.cells, found.prob, image, upsample, crop_margin, min_area)
             if mask is not None:
-                box = mask_to_box(mask)
+                box = mask_to_box(mask, min_area)
                 out.append(
                     Observation(
                         box, mask, found.score, labels.get(tid), "redetection", for_track=tid

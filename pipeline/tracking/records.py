@@ -31,6 +31,9 @@ class TrackedObject:
             not from propagation).
         weights: (h, w) grid: propagated probability where the object wins (None: not from
             propagation); what the presence verifier judges.
+        lean: For a box-prompted track, the share of its framing's growth that goes before its
+            mask (above, left), as its appearance memory sees the object beyond the mask (None:
+            the prompt's share).
     """
 
     track_id: int
@@ -40,6 +43,7 @@ class TrackedObject:
     prototype: np.ndarray | None
     soft: tuple[tuple[slice, slice], np.ndarray] | None = None
     weights: np.ndarray | None = None
+    lean: float | None = None
 
 
 @dataclass

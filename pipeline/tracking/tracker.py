@@ -177,7 +177,7 @@ class Tracker:
             self.propagator.add_objects(features, new)
             for oi, tid in seeds.items():
                 obs = observations[oi]
-                box = mask_to_box(new[tid])
+                box = mask_to_box(new[tid], self.config.min_area)
                 objects[tid] = TrackedObject(tid, new[tid], box, float(obs.score), obs.prototype)
                 if obs.origin == "prompt" and tid in update.born.values():
                     if obs.framing is not None and box is not None:
@@ -225,8 +225,13 @@ class Tracker:
                 )  # fmt: skip
                 if mask is not None:
                     mask |= obj.mask
-                    obj.mask, obj.box = mask, mask_to_box(mask)
+                    obj.mask, obj.box = mask, mask_to_box(mask, self.config.min_area)
                     anchored[tid] = mask
+            if verdict.visible and tid in self._framing and obj.box is not None:
+                obj.lean = self._framing[tid].lean(
+                    obj.box, features.shape, features.image_size,
+                    lambda cells, t=tid: self.presence.probability(t, features, cells),
+                )  # fmt: skip
         self.propagator.correct(anchored)
         return hidden
 
@@ -306,7 +311,7 @@ class Tracker:
                 view.mask[region] = False
                 continue
             view.soft = (region, up[0])
-            x0, y0, x1, y1 = mask_to_box(view.mask[region])
+            x0, y0, x1, y1 = mask_to_box(view.mask[region], cfg.min_area)
             view.box = (x0 + px0, y0 + py0, x1 + px0, y1 + py0)
             view.score = float(p[cells].mean()) if cells.any() else float(p.max())
         return views
@@ -365,7 +370,7 @@ class Tracker:
             if mask is not None:
                 box = self.identities.published_box(tid, frame_index, mask.shape, obj.box)
                 if box is not None and tid in self._framing:
-                    box = self._framing[tid].apply(box, mask.shape)
+                    box = self._framing[tid].apply(box, mask.shape, obj.lean)
             visible = mask is not None and box is not None and state != TrackState.LOST
             tracks.append(
                 Track(

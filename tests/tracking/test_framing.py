@@ -56,3 +56,25 @@ def test_box_prompt_on_part_of_an_object_publishes_the_whole_box() -> None:
         track = result.track(1)
         assert track.box is not None
         assert box_iou(np.array([track.box]), truth)[0, 0] > 0.75, f"frame {i}: {track.box}"
+
+
+def test_growth_goes_where_the_object_continues_past_its_mask() -> None:
+    # a 6x10-cell object (8-pixel cells) whose mask kept its top 6 rows; the prompt's share
+    # (its grid rounding) would put all the missing height above it
+    framing = Framing(aspect=0.6, left_share=0.5, top_share=1.0)
+    truth, box = (48, 32, 96, 112), (48, 32, 96, 80)
+    prob = np.zeros((20, 20), np.float32)
+    prob[4:14, 6:12] = 0.3  # the lost part still looks somewhat like the object
+
+    def look(cells: np.ndarray) -> np.ndarray:
+        return prob[cells]
+
+    share = framing.lean(box, (20, 20), (160, 160), look)
+    # below: 4 rows x 6 cells x 0.3 of object mass; above: none; the prompt's share weighs 1 cell
+    assert share == pytest.approx(1.0 / (4 * 6 * 0.3 + 1.0))
+    grown = framing.apply(box, (160, 160), share)
+    assert box_iou(np.array([grown]), np.array([truth], float))[0, 0] > 0.9
+    assert box_iou(np.array([framing.apply(box, (160, 160))]), np.array([truth], float))[0, 0] < 0.6
+    # nothing beyond either side: the prompt's share stands; a box of the prompt's shape: None
+    assert framing.lean(box, (20, 20), (160, 160), lambda c: np.zeros(int(c.sum()))) == 1.0
+    assert framing.lean(truth, (20, 20), (160, 160), look) is None
