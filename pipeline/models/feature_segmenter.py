@@ -27,7 +27,7 @@ from scipy import ndimage
 from pipeline.masks import box_to_mask
 from pipeline.models.base import MaskProposal, MaskRequest
 from pipeline.models.config import SegmenterConfig
-from pipeline.models.upsample import upsample_probs
+from pipeline.models.upsample import cell_radius, upsample_probs
 from pipeline.types import FeatureMap
 
 
@@ -82,9 +82,7 @@ class FeatureSegmenter:
             grid_probs.append(probs)
             pending.append((i, score))
         if grid_probs:
-            # patch-grid edges are uncertain by about one cell: the filter window spans one at least
-            gh, gw = features.shape
-            radius = max(self.config.guided_radius, round(max(height / gh, width / gw)))
+            radius = cell_radius(features.shape, image.shape, self.config.guided_radius)
             full = upsample_probs(np.stack(grid_probs), image, radius, self.config.guided_eps)
             for (i, score), probs in zip(pending, full, strict=True):
                 mask = probs > 0.5

@@ -28,6 +28,16 @@ def _resize(x: np.ndarray, width: int, height: int, interpolation: int) -> np.nd
     return np.concatenate(parts, axis=2)
 
 
+def cell_radius(
+    grid_shape: tuple[int, ...], image_shape: tuple[int, ...], at_least: int = 8
+) -> int:
+    """A guided-filter radius for a grid's maps upsampled to an image: a patch grid's edges are
+    uncertain by about one cell, so the window spans one cell in frame pixels, and at least
+    ``at_least`` pixels."""
+    (gh, gw), (height, width) = grid_shape, image_shape[:2]
+    return max(at_least, round(max(height / gh, width / gw)))
+
+
 def upsample_probs(
     probs: np.ndarray, image: np.ndarray, radius: int = 8, eps: float = 1e-3
 ) -> np.ndarray:

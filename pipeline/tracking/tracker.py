@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from pipeline.masks import box_to_mask, mask_to_box, rle_encode
 from pipeline.models.base import MaskRequest, Segmenter
+from pipeline.models.upsample import cell_radius
 from pipeline.models.upsample import upsample_probs as guided_upsample
 from pipeline.prompts.schedule import PromptSchedule
 from pipeline.tracking.config import TrackerConfig
@@ -39,7 +40,8 @@ def upsample_probs(probs: np.ndarray, image: np.ndarray, mode: str = "guided") -
     """(K+1, h, w) grid probabilities to (K+1, H, W) at the image's size: ``guided`` follows the
     image's edges (``pipeline.models.upsample``), ``bilinear`` interpolates."""
     if mode == "guided":
-        return np.asarray(guided_upsample(probs, image), dtype=np.float32)
+        radius = cell_radius(probs.shape[1:], image.shape)
+        return np.asarray(guided_upsample(probs, image, radius), dtype=np.float32)
     h, w = image.shape[:2]
     t = torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))[None]
     return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0].numpy()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.masks import mask_iou
-from pipeline.models.upsample import upsample_probs
+from pipeline.models.upsample import cell_radius, upsample_probs
 
 
 def _edge_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,7 +38,9 @@ def test_edges_follow_the_image():
     image, truth, probs = _edge_scene()
     bilinear = cv2.resize(probs[0], (640, 480), interpolation=cv2.INTER_LINEAR) > 0.5
     small = upsample_probs(probs, image, radius=8, eps=1e-3)[0] > 0.5
-    cell = upsample_probs(probs, image, radius=16, eps=1e-3)[0] > 0.5  # radius = patch cell
+    # the radius the tracker and the feature segmenter use: one patch cell (16 px here)
+    assert cell_radius(probs.shape[1:], image.shape) == 16
+    cell = upsample_probs(probs, image, radius=16, eps=1e-3)[0] > 0.5
     assert mask_iou(bilinear, truth) < 0.88
     assert mask_iou(small, truth) > mask_iou(bilinear, truth) + 0.03
     assert mask_iou(cell, truth) > 0.97
@@ -51,3 +53,10 @@ def test_bad_input():
     with pytest.raises(ValueError, match="image must be"):
         upsample_probs(probs, image[:, :, 0])
     assert upsample_probs(probs[:0], image).shape == (0, 480, 640)
+
+
+def test_radius_spans_a_cell_and_never_less_than_the_floor():
+    # stride-8 cells at a 448 short side: 720p frames have 13-pixel cells, 240p ones 4-pixel cells
+    assert cell_radius((56, 100), (720, 1280, 3)) == 13
+    assert cell_radius((56, 75), (240, 320, 3)) == 8
+    assert cell_radius((56, 75), (240, 320, 3), at_least=2) == 4
