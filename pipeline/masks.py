@@ -1,5 +1,4 @@
-"""Binary masks: COCO RLE encoding, boxes, IoU, specks. The one place that talks to
-pycocotools."""
+"""Binary masks: COCO RLE encoding, boxes, IoU. The one place that talks to pycocotools."""
 
 from __future__ import annotations
 

@@ -99,10 +99,9 @@ class Framing:
             before[y0:y1, max(0, x0 - depth) : x0] = True
             after[y0:y1, x1 : x1 + depth] = True
             prior = self.left_share
-        prob = np.zeros(grid_shape, np.float32)
-        if (before | after).any():
-            prob[before | after] = probability(before | after)
-        return (float(prob[before].sum()) + prior) / (float(prob[(before | after)].sum()) + 1.0)
+        cells = before | after
+        prob = probability(cells)  # in the order of cells' flat indices, as before[cells] is
+        return (float(prob[before[cells]].sum()) + prior) / (float(prob.sum()) + 1.0)
 
     def to_list(self) -> list[float]:
         return [self.aspect, self.left_share, self.top_share]
