@@ -177,11 +177,12 @@ class AppearanceMemory:
     def probability(self, queries: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """(n,) object probability of (n, C) unit query features by k-NN label transfer."""
         feats, labels = self.keys()
+        keys = torch.from_numpy(feats).T  # torch's matmul beats numpy's at these sizes
         cfg = self.config
         k = min(cfg.topk, len(labels))
         out = np.empty(len(queries), np.float32)
         for s in range(0, len(queries), chunk):
-            sims = torch.from_numpy(queries[s : s + chunk] @ feats.T)
+            sims = torch.from_numpy(queries[s : s + chunk]) @ keys
             top, part = torch.topk(sims, k, dim=1)  # several times faster than argpartition
             w = np.exp((top.numpy() - top[:, :1].numpy()) / cfg.temperature)
             out[s : s + chunk] = (w * labels[part.numpy()]).sum(1) / w.sum(1)
@@ -229,12 +230,14 @@ def grid_mask(
     cells (grown by ``crop_margin``) brought to the image's size; None when under ``min_area``."""
     h, w = image.shape[:2]
     gh, gw = cells.shape
-    near = ndimage.binary_dilation(cells, iterations=crop_margin)
-    ys, xs = np.nonzero(near)
-    cy0, cy1, cx0, cx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    ys, xs = np.nonzero(cells)
+    cy0, cy1 = max(0, ys.min() - crop_margin), min(gh, ys.max() + 1 + crop_margin)
+    cx0, cx1 = max(0, xs.min() - crop_margin), min(gw, xs.max() + 1 + crop_margin)
+    part = cells[cy0:cy1, cx0:cx1]  # grown within its own bounds: the cost follows the object
+    near = ndimage.binary_dilation(part, iterations=crop_margin) if crop_margin > 0 else part
     py0, py1 = round(cy0 * h / gh), min(h, round(cy1 * h / gh))
     px0, px1 = round(cx0 * w / gw), min(w, round(cx1 * w / gw))
-    p = np.where(near, prob, 0.0)[cy0:cy1, cx0:cx1].astype(np.float32)
+    p = np.where(near, prob[cy0:cy1, cx0:cx1], 0.0).astype(np.float32)
     up = upsample(np.stack([1.0 - p, p]), image[py0:py1, px0:px1])
     mask = np.zeros((h, w), bool)
     mask[py0:py1, px0:px1] = crop = up[1] > up[0]
@@ -300,10 +303,11 @@ class PresenceVerifier:
 
         The object probability is computed only where the verdict needs it, which is where the
         cost of verification lies (a k-NN against the whole memory per cell): the propagated
-        cells, then, ring by ring, the cells next to those called object (the regions
-        `anchor_cells` keeps, found by flooding from the propagated cells, exactly as over the
-        whole region), and ``context`` cells around the re-anchored cells (what `grid_mask`
-        with ``crop_margin`` = ``context`` reads)."""
+        cells and the cells within ``context`` of them, then, ``context`` rings at a time, the
+        cells within ``context`` of those called object, until no new ones are called object.
+        That finds the regions `anchor_cells` keeps exactly as over the whole region, with the
+        ``context`` cells around them that `grid_mask` with ``crop_margin`` = ``context``
+        reads, in few k-NN calls (one or two for an object that stays put)."""
         cfg = self.config
         memory = self._memories[track_id]
         on = weights > 0
@@ -331,14 +335,19 @@ class PresenceVerifier:
             known[need] = True
             return True
 
-        fill(on)
+        reach = max(1, context)
+        square = np.ones((3, 3), bool)
+
+        def around(seen: np.ndarray) -> np.ndarray:
+            return ndimage.binary_dilation(seen, structure=square, iterations=reach)
+
+        fill(around(on) if cfg.anchor else on)
         p = float((prob * near).sum() / near.sum())
         if p < cfg.present_above:
             return self._absent_verdict(track_id, p)
         cells = None
         if cfg.anchor:
-            eight = np.ones((3, 3), bool)
-            while fill(ndimage.binary_dilation(known & (prob >= 0.5), structure=eight)):
+            while fill(around(known & (prob >= 0.5))):
                 pass
             cells = anchor_cells(prob, near)
         if cells is not None and on.sum() >= cfg.anchor_fine_cells:
@@ -362,8 +371,6 @@ class PresenceVerifier:
         full_prob = np.zeros((h, w), np.float32)
         full_cells = None
         if cells is not None:
-            if context > 0:
-                fill(ndimage.binary_dilation(cells, iterations=context))
             full_cells = np.zeros((h, w), bool)
             full_cells[win] = cells
         full_prob[win] = prob

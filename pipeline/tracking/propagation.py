@@ -489,7 +489,17 @@ class LabelPropagator:
 
     @staticmethod
     def _write(labels: torch.Tensor, ch: int, mask: np.ndarray) -> None:
+        # only the cells the object holds before or after change (elsewhere it is 0 either way
+        # and the other channels already sum to one), so one object's cost follows its size
         m = torch.from_numpy(mask)
+        rows, cols = torch.nonzero((m > 0) | (labels[..., ch] > 0), as_tuple=True)
+        if len(rows) == 0:
+            return
+        span = (
+            slice(int(rows.min()), int(rows.max()) + 1),
+            slice(int(cols.min()), int(cols.max()) + 1),
+        )
+        labels, m = labels[span], m[span]  # views: written in place
         others = labels.clone()
         others[..., ch] = 0.0
         rest = others.sum(-1, keepdim=True)

@@ -52,15 +52,22 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
     return (v / norm).astype(np.float32) if norm > 0 else None
 
 
+def _prototype(grid: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """L2-normalised mean of (h, w, C) patch features weighted by (h, w) ``weights``, over the
+    weighted cells only (the cost follows the object, not the frame); None when none is."""
+    idx = np.flatnonzero(weights)
+    if len(idx) == 0:
+        return None
+    flat = grid.reshape(-1, grid.shape[-1])
+    # einsum, not BLAS: a multi-threaded OpenBLAS gemv is erratic on a busy machine
+    return _unit(np.einsum("kc,k->c", flat[idx], weights.reshape(-1)[idx]))
+
+
 def mask_prototype(features: FeatureMap, mask: np.ndarray | None) -> np.ndarray | None:
     """L2-normalised mean of the patch features under a mask (any resolution), or None if empty."""
     if mask is None:
         return None
-    weights = downsample_mask(mask, features.shape).reshape(-1)
-    if not weights.any():
-        return None
-    # einsum, not BLAS: a multi-threaded OpenBLAS gemv is erratic on a busy machine
-    return _unit(np.einsum("kc,k->c", features.grid.reshape(-1, features.grid.shape[-1]), weights))
+    return _prototype(features.grid, downsample_mask(mask, features.shape))
 
 
 def _full_mask(obs: Observation, height: int, width: int) -> np.ndarray:
@@ -285,16 +292,15 @@ class Tracker:
         second = np.take_along_axis(decide, order[1:2], 0)[0]
         winner = order[0]
         sy, sx = height / h, width / w
-        grid = features.grid.reshape(-1, features.grid.shape[-1])
         views: dict[int, TrackedObject] = {}
         for ch, tid in enumerate(ids, start=1):
             p = probs[ch]
             cells = winner == ch
             near = cells | (p > cfg.crop_above)
-            weights = (p * cells).reshape(-1)
-            proto = _unit(np.einsum("kc,k->c", grid, weights)) if weights.any() else None
+            weights = p * cells
+            proto = _prototype(features.grid, weights)
             view = TrackedObject(tid, np.zeros((height, width), bool), None, 0.0, proto)
-            view.weights = weights.reshape(h, w)
+            view.weights = weights
             views[tid] = view
             if not near.any():
                 continue

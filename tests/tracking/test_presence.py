@@ -178,7 +178,7 @@ def test_verdict_computes_only_the_cells_it_needs_and_matches_the_whole_region()
 
     verifier, whole, new_frame, shrunk = enrolled_body(5)
     frame = new_frame()
-    frame.grid[1:3, 13:15] = frame.grid[5, 7]  # a look-alike, in the search region, apart
+    frame.grid[1, 14] = frame.grid[5, 7]  # a look-alike in the search region, three cells apart
     verdict = verifier.judge(1, frame, shrunk, 1, context=2)
     # the reference: every cell of the search region (rows 1-12, columns 3-14 grown by half)
     memory = verifier._memories[1]
@@ -191,7 +191,7 @@ def test_verdict_computes_only_the_cells_it_needs_and_matches_the_whole_region()
     assert (verdict.cells == reference).all() and (verdict.cells == whole & region).all()
     needed = ndimage.binary_dilation(verdict.cells, iterations=2) & region
     np.testing.assert_allclose(verdict.prob[needed], full[needed], atol=1e-5)
-    assert full[1:3, 13:15].min() > 0.5 and not verdict.prob[1:3, 13:15].any()  # never looked at
+    assert full[1, 14] > 0.5 and verdict.prob[1, 14] == 0  # never looked at
     assert (verdict.prob[~region] == 0).all()
 
 
