@@ -222,6 +222,37 @@ def test_objects_added_later_removed_and_corrected() -> None:
     assert prop.step(fmap(grids[5])).shape == (1, 12, 28)
 
 
+def test_correct_rewrites_one_object_and_rescales_the_others_only_where_it_changes() -> None:
+    grids, masks = moving_object_features(4)
+    prop = LabelPropagator(PropagationConfig(radius=3))
+    second = np.zeros((12, 28), bool)
+    second[0:3, 20:26] = True
+    prop.add_objects(fmap(grids[0]), {1: masks[0], 2: second})
+    prop.step(fmap(grids[1]))
+    soft = np.where(masks[1], 0.6, 0.0)  # object 1 holds 0.6 of its cells, all of its top row
+    soft[np.nonzero(masks[1].any(1))[0][0]] = np.where(masks[1].any(0), 1.0, 0.0)
+    prop.correct({1: soft})
+    before = prop._newest().labels.numpy().copy()
+    moved = np.zeros((12, 28), bool)
+    moved[6:10, 2:6] = True
+    prop.correct({1: moved})
+    after = prop._newest().labels.numpy()
+    ch = prop._objects.channel(1)
+    np.testing.assert_allclose(after[..., ch], moved, atol=1e-6)
+    np.testing.assert_allclose(after.sum(-1), 1.0, atol=1e-5)
+    # where object 1 was and is nothing, nothing changed; where it was, the others share its
+    # mass in their proportions (the background takes it all where they had none)
+    untouched = ~moved & (before[..., ch] == 0)
+    assert untouched.any() and np.array_equal(after[untouched], before[untouched])
+    others = np.delete(before, ch, axis=-1)[~moved & (before[..., ch] > 0)]
+    total = others.sum(-1, keepdims=True)
+    alone = np.eye(others.shape[-1], dtype=np.float32)[0]
+    expect = np.where(total > 0, others / np.maximum(total, 1e-12), alone)
+    assert (total > 0).any() and (total == 0).any()
+    freed = np.delete(after, ch, axis=-1)[~moved & (before[..., ch] > 0)]
+    np.testing.assert_allclose(freed, expect, atol=1e-5)
+
+
 def test_grid_size_change_is_refused() -> None:
     grids, masks = moving_object_features(2)
     prop = LabelPropagator()
