@@ -226,6 +226,11 @@ class PresenceConfig(BaseModel):
     edges are no finer than the verifier's there."""
     search_frames: int | None = Field(None, ge=0)
     """Frames a lost track is searched for (None: as long as the video lasts)."""
+    searches_per_frame: int | None = Field(2, ge=1)
+    """Most lost tracks searched in one frame (each search is a k-NN of every cell of the frame
+    against the track's memory), those searched longest ago first: with more lost tracks than
+    this, each is searched every few frames and re-acquired a few frames later (None: every lost
+    track in every frame)."""
 
 
 class TrackerConfig(BaseModel):

@@ -25,8 +25,11 @@ similarity threshold cannot.
   connected regions above 0.5 are candidates, and the one with the most object mass is the
   object's return when its mean probability reaches ``recover_above`` (hysteresis: coming back
   takes more evidence than staying) and it has at least ``min_cells`` cells. Anywhere in the frame,
-  at any scale; its mask is the probability map brought to full resolution. One lost track costs
-  one (cells x memory) product per frame, searched for ``search_frames`` frames (None: always).
+  at any scale; its mask is the probability map brought to full resolution. A search costs one
+  (cells x memory) product; a lost track is searched for ``search_frames`` frames (None: always),
+  and at most ``searches_per_frame`` tracks are searched in a frame (those searched longest ago
+  first), so that many lost tracks cost a bounded time per frame; a return is confirmed by
+  ``confirm_frames`` searches in a row.
 * **Memory**: a frame whose presence is at least ``confident_above`` adds a sample (at most one
   every ``memory_every`` frames, ``memory_frames`` kept besides the prompt): object cells are those
   of the propagated mask that the verifier also calls object; background cells (outside the mask
@@ -258,6 +261,7 @@ class PresenceVerifier:
         self._absent: dict[int, int] = {}  # consecutive frames judged absent
         self._lost_at: dict[int, int] = {}
         self._sightings: dict[int, tuple[int, int, np.ndarray]] = {}  # frame, count, cells
+        self._searched: dict[int, int] = {}  # the frame of a lost track's latest search
         self._area: dict[int, float] = {}  # running visible area in cells (momentum 0.9)
 
     def __contains__(self, track_id: int) -> bool:
@@ -281,6 +285,7 @@ class PresenceVerifier:
         self._absent.pop(track_id, None)
         self._lost_at.pop(track_id, None)
         self._sightings.pop(track_id, None)
+        self._searched.pop(track_id, None)
         self._area.pop(track_id, None)
 
     def probability(self, track_id: int, features: FeatureMap, cells: np.ndarray) -> np.ndarray:
@@ -384,21 +389,31 @@ class PresenceVerifier:
         if track_id in self._memories:
             self._lost_at[track_id] = frame_index
             self._absent[track_id] = 0
+            self._sightings.pop(track_id, None)
+            self._searched.pop(track_id, None)
 
     def mark_recovered(self, track_id: int) -> None:
         self._lost_at.pop(track_id, None)
         self._sightings.pop(track_id, None)
+        self._searched.pop(track_id, None)
         self._area.pop(track_id, None)
+
+    def _searchable(self, track_id: int, frame_index: int) -> bool:
+        """Whether a lost track is still looked for (it has a memory, within ``search_frames``)."""
+        if track_id not in self._memories:
+            return False
+        since = self._lost_at.get(track_id, frame_index)
+        limit = self.config.search_frames
+        return limit is None or frame_index - since <= limit
 
     def search(self, track_id: int, features: FeatureMap, frame_index: int) -> Candidate | None:
         """Where a lost track's object is in this frame, if anywhere (module docstring)."""
         cfg = self.config
-        memory = self._memories.get(track_id)
-        if memory is None:
+        if not self._searchable(track_id, frame_index):
             return None
-        since = self._lost_at.get(track_id, frame_index)
-        if cfg.search_frames is not None and frame_index - since > cfg.search_frames:
-            return None
+        memory = self._memories[track_id]
+        previous = self._searched.get(track_id)
+        self._searched[track_id] = frame_index
         h, w = features.shape
         grid = features.grid.reshape(-1, features.grid.shape[-1])
         prob = memory.probability(grid).reshape(h, w)
@@ -413,16 +428,20 @@ class PresenceVerifier:
         if size[best] < cfg.min_cells or score < cfg.recover_above:
             return None
         cells = labels == best + 1
-        if not self._sighted(track_id, frame_index, cells):
+        if not self._sighted(track_id, previous, frame_index, cells):
             return None
         return Candidate(cells, prob, score)
 
-    def _sighted(self, track_id: int, frame_index: int, cells: np.ndarray) -> bool:
-        """Count a sighting of a lost track; True once ``confirm_frames`` frames in a row saw it
-        at overlapping places (the region grown by one cell meets the previous one)."""
-        frame, count, before = self._sightings.get(track_id, (-2, 0, cells))
+    def _sighted(
+        self, track_id: int, previous: int | None, frame_index: int, cells: np.ndarray
+    ) -> bool:
+        """Count a sighting of a lost track; True once ``confirm_frames`` searches in a row
+        (``previous``: the frame of the one before this) saw it at overlapping places (the region
+        grown by one cell meets the previous one)."""
+        frame, count, before = self._sightings.get(track_id, (None, 0, cells))
         near = ndimage.binary_dilation(before, iterations=1)
-        count = count + 1 if frame == frame_index - 1 and (near & cells).any() else 1
+        in_a_row = frame is not None and frame == previous and (near & cells).any()
+        count = count + 1 if in_a_row else 1
         self._sightings[track_id] = (frame_index, count, cells)
         return count >= self.config.confirm_frames
 
@@ -440,9 +459,15 @@ class PresenceVerifier:
         """Re-detections of the lost tracks this verifier knows, where `search` finds them: each
         a ``"redetection"`` observation ``for_track`` that track, its mask the object probability
         of the region brought to full size (``upsample``: (2, h', w') probabilities and the
-        image crop -> (2, H', W'))."""
+        image crop -> (2, H', W')). At most ``searches_per_frame`` tracks are searched in a frame,
+        those searched longest ago first, so each of many lost tracks is searched every few
+        frames at a bounded cost per frame."""
+        due = [t for t in lost if self._searchable(t, frame_index)]
+        due.sort(key=lambda t: self._searched.get(t, -1))  # never searched first, then oldest
+        if self.config.searches_per_frame is not None:
+            due = due[: self.config.searches_per_frame]
         out = []
-        for tid in lost:
+        for tid in due:
             found = self.search(tid, features, frame_index)
             if found is None:
                 continue

@@ -213,6 +213,44 @@ def test_lost_object_is_reacquired_only_when_seen_twice_in_one_place() -> None:
     assert verifier.search(1, blob_features(rng, obj, bg, there), 11) is not None
 
 
+def test_many_lost_tracks_are_searched_in_turn_and_a_return_confirmed_across_turns() -> None:
+    """With six lost tracks and two searches a frame, each frame searches two of them (those
+    searched longest ago), and a returning object is re-acquired on its second search in a row,
+    three frames after its first; the other tracks, which saw it beside theirs, never take it."""
+    rng = np.random.default_rng(5)
+    bg = rng.normal(size=64)
+    objs = [rng.normal(size=64) for _ in range(6)]
+    home, back = (slice(2, 8), slice(2, 8)), (slice(10, 16), slice(10, 16))
+    weights = np.zeros((20, 20))
+    weights[home] = 1.0
+    verifier = PresenceVerifier(PresenceConfig(searches_per_frame=2))
+    lost = list(range(1, 7))
+    for tid, obj in zip(lost, objs, strict=True):
+        prompt = blob_features(rng, obj, bg, home)
+        for j, other in enumerate(objs):  # the others in a row below, each in its own place
+            if j != tid - 1:
+                cells = prompt.grid[17:19, 3 * j + 1 : 3 * j + 3]
+                cells[:] = other / np.linalg.norm(other)
+        verifier.enrol(tid, prompt, weights, 0)
+        verifier.mark_lost(tid, 0)
+    image = np.zeros((160, 160, 3), np.uint8)
+
+    def upsample(probs: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(probs, 8, 1), 8, 2)[:, : crop.shape[0], : crop.shape[1]]
+
+    found: dict[int, int] = {}
+    turns = []
+    for frame in range(1, 10):
+        frame_features = blob_features(rng, objs[2], bg, back)  # track 3's object is back
+        for obs in verifier.reacquire(lost, frame, frame_features, image, upsample, {}):
+            found.setdefault(obs.for_track, frame)
+            assert obs.mask[80:128, 80:128].all() and obs.mask.sum() == 48 * 48
+        turns.append([t for t in lost if verifier._searched.get(t) == frame])
+    assert turns[:4] == [[1, 2], [3, 4], [5, 6], [1, 2]]
+    assert all(len(t) == 2 for t in turns)
+    assert found == {3: 5}  # searched at frames 2 and 5
+
+
 def test_mostly_hidden_object_is_judged_absent() -> None:
     rng = np.random.default_rng(4)
     obj, bg = rng.normal(size=64), rng.normal(size=64)
