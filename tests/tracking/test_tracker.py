@@ -189,3 +189,42 @@ def test_lost_object_is_re_detected_by_its_looks_when_it_comes_back(backbone, se
     back = states.index(TrackState.ACTIVE, 14)
     assert back <= 16 and states[back:] == [TrackState.ACTIVE] * (24 - back)
     assert mask_iou(result.track(1).mask_array(), ma[-1]) > 0.6
+
+
+def test_several_objects_leave_together_and_all_come_back_with_their_ids(backbone, segmenter):
+    """Four squares vanish for six frames and come back elsewhere; with two searches a frame
+    (`presence.searches_per_frame`) the four lost tracks are searched in turn, and each returns
+    with its own id within three frames of coming back (searching all four in every frame, one
+    frame), its mask on its own square."""
+    h, w = SIZE
+    rng = np.random.default_rng(1)
+    bg = (rng.integers(0, 60, size=(h, w, 3)) + np.array([40, 90, 40])).astype(np.uint8)
+    colours = [(200, 30, 30), (30, 30, 200), (210, 200, 30), (200, 40, 200)]
+    textures = [rng.integers(0, 50, size=(SIDE, SIDE, 3)) for _ in colours]
+    before = [(20, 20), (20, 150), (120, 20), (120, 150)]  # (y, x) of each square
+    after = [(y + 10, x + 40) for y, x in before]
+    hidden = range(8, 14)
+    tracker = Tracker("test", TrackerConfig(), segmenter, backbone.name)
+    states: dict[int, list[TrackState]] = {}
+    for i in range(26):
+        img = bg.copy()
+        masks = []
+        for (y, x), colour, tex in zip(
+            after if i >= 14 else before, colours, textures, strict=True
+        ):
+            m = np.zeros((h, w), bool)
+            if i not in hidden:
+                img[y : y + SIDE, x : x + SIDE] = np.array(colour) + tex
+                m[y : y + SIDE, x : x + SIDE] = True
+            masks.append(m)
+        dets = [prompt(m, str(k)) for k, m in enumerate(masks)] if i == 0 else []
+        result = tracker.step(frame(i, img), backbone.features([img])[0], dets)
+        assert {t.id for t in result.tracks} <= {1, 2, 3, 4}  # never a new id
+        for t in result.tracks:
+            states.setdefault(t.id, []).append(t.state)
+    for tid, mask in zip([1, 2, 3, 4], masks, strict=True):
+        seen = states[tid]
+        assert TrackState.LOST in seen[8:14] and TrackState.ACTIVE not in seen[10:14]
+        back = seen.index(TrackState.ACTIVE, 14)
+        assert back <= 17 and seen[back:] == [TrackState.ACTIVE] * (26 - back)  # 15: every frame
+        assert mask_iou(result.track(tid).mask_array(), mask) > 0.6
