@@ -8,7 +8,10 @@
    The tracker skips neighbourhood tiles that hold no object and tiles its half-resolution
    pre-pass is sure of, so one small object costs less than a frame-filling one; the second
    measurement turns both off to compare equal work.
-2. Resident memory over many frames (default 10,000) of a 3-object tracker on a small synthetic
+2. The search for lost tracks: 20 prompted objects with full appearance memories (40 frames
+   followed), all lost, on the same DAVIS-sized grid; seconds per frame of their search with the
+   default ``presence.searches_per_frame`` and with every lost track searched every frame.
+3. Resident memory over many frames (default 10,000) of a 3-object tracker on a small synthetic
    scene: RSS sampled every 1,000 frames.
 
 Usage: ``python benchmarks/tracker_scale.py [--frames 40] [--rss-frames 10000]``; prints JSON.
@@ -32,8 +35,9 @@ import torch
 
 from pipeline.masks import mask_to_box
 from pipeline.models.registry import build_segmenter
-from pipeline.tracking.config import TrackerConfig
-from pipeline.tracking.tracker import Tracker
+from pipeline.tracking.config import PresenceConfig, TrackerConfig
+from pipeline.tracking.presence import PresenceVerifier
+from pipeline.tracking.tracker import Tracker, upsample_probs
 from pipeline.types import FeatureMap, Frame, Observation
 
 
@@ -128,6 +132,39 @@ def time_objects(n_frames: int, counts: list[int], skip: bool) -> dict[str, floa
     return out
 
 
+def lost_search(n_lost: int = 20, frames: int = 5) -> dict[str, object]:
+    grid, channels, size = (56, 100), 128, (480, 854)
+    bg, pos, objs, side = synthetic_scene(grid, channels, n_lost, seed=3)
+    image = np.zeros((*size, 3), np.uint8)
+    config = TrackerConfig().upsample
+
+    def upsample(probs: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        return upsample_probs(probs, crop, config)
+
+    out: dict[str, object] = {"lost_tracks": n_lost}
+    for name, budget in (("default", PresenceConfig().searches_per_frame), ("all", None)):
+        verifier = PresenceVerifier(PresenceConfig(searches_per_frame=budget))
+        for i in range(40):  # followed for 40 frames: the memories fill up
+            feats = feature_map(render(bg, pos, objs, side, 0), size, 8)
+            for tid, (y, x) in enumerate(pos):
+                weights = np.zeros(grid)
+                weights[y : y + side, x : x + side] = 1.0
+                if i == 0:
+                    verifier.enrol(tid, feats, weights, i)
+                else:
+                    verifier.judge(tid, feats, weights, i)
+        for tid in range(n_lost):
+            verifier.mark_lost(tid, 40)
+        empty = feature_map(render(bg, [], objs[:0], side, 0), size, 8)  # nowhere to be seen
+        t0 = time.perf_counter()
+        for i in range(41, 41 + frames):
+            verifier.reacquire(list(range(n_lost)), i, empty, image, upsample, {})
+        out[f"{name}_searches_per_frame"] = budget
+        out[f"{name}_s_per_frame"] = round((time.perf_counter() - t0) / frames, 4)
+    out["memory_cells_per_track"] = len(verifier._memories[0].keys()[1])
+    return out
+
+
 def rss_over_frames(n_frames: int) -> dict[str, object]:
     grid, channels, size = (12, 16), 32, (96, 128)
     stride_px = (size[0] / grid[0], size[1] / grid[1])
@@ -176,6 +213,7 @@ def main() -> None:
         f"{args.threads}; both object counts interleaved in one process",
         "objects_with_tile_skipping": time_objects(args.frames, [1, 20], skip=True),
         "objects_without_tile_skipping": time_objects(args.frames, [1, 20], skip=False),
+        "search_for_lost_tracks": lost_search(),
     }
     if args.rss_frames > 0:
         report["rss"] = rss_over_frames(args.rss_frames)
